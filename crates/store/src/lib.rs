@@ -1,0 +1,267 @@
+//! Storage for Bulwark: one trait per capability, implemented for embedded SQLite and for
+//! PostgreSQL. The backend is chosen at start-up from the database URL.
+//!
+//! Both implementations are generated from the same SQL (see `foundation.rs`): sqlx accepts
+//! `$N` placeholders on both backends, and the few places where the dialects differ
+//! (transaction start, locking) are methods each backend provides. One contract test suite
+//! (`tests/contract.rs`) runs against both.
+//!
+//! Tenant isolation: every method that reads or writes tenant data takes the caller's
+//! [`Scope`]; a record outside it is reported as not found, exactly like a missing one.
+
+mod foundation;
+mod postgres;
+mod scope_sql;
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use async_trait::async_trait;
+use bulwark_core::model::{Analyst, AnalystCredentials, ApiKey, ApiKeyCredentials, Tenant};
+use bulwark_core::{AnalystId, ApiKeyId, ApiKeyScope, Caller, Principal, Role, Scope, TenantId};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Errors a store operation can end with. Everything but `Backend` is a caller mistake or a
+/// rule, and maps to a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{field} already exists")]
+    Conflict { field: &'static str },
+    #[error("the last active admin cannot be demoted or disabled")]
+    LastAdmin,
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Backend(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Who makes a change, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct ChangeCtx {
+    pub actor_kind: &'static str,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ChangeCtx {
+    pub fn system(what: &str) -> Self {
+        Self {
+            actor_kind: "system",
+            actor_id: None,
+            actor_name: Some(what.to_string()),
+            request_id: None,
+        }
+    }
+
+    pub fn cli() -> Self {
+        Self {
+            actor_kind: "system",
+            actor_id: None,
+            actor_name: Some("cli".into()),
+            request_id: None,
+        }
+    }
+
+    pub fn from_caller(caller: &Caller, request_id: Option<String>) -> Self {
+        let (actor_kind, actor_id, actor_name) = match &caller.principal {
+            Principal::Analyst { id, username } => ("user", id.to_string(), username.clone()),
+            Principal::ApiKey { id, name } => ("api_key", id.to_string(), name.clone()),
+        };
+        Self {
+            actor_kind,
+            actor_id: Some(actor_id),
+            actor_name: Some(actor_name),
+            request_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAnalyst {
+    pub tenant_id: TenantId,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub tenant_ids: Vec<TenantId>,
+}
+
+/// A partial update of an analyst; `None` leaves the field alone.
+#[derive(Debug, Clone, Default)]
+pub struct AnalystPatch {
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+    pub display_name: Option<String>,
+    pub tenant_ids: Option<Vec<TenantId>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub prefix: String,
+    pub digest: Vec<u8>,
+    pub scopes: Vec<ApiKeyScope>,
+    pub source: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<AnalystId>,
+}
+
+#[async_trait]
+pub trait TenantStore {
+    async fn create_tenant(&self, ctx: &ChangeCtx, new: NewTenant) -> StoreResult<Tenant>;
+    async fn list_tenants(&self, scope: &Scope) -> StoreResult<Vec<Tenant>>;
+    async fn get_tenant(&self, scope: &Scope, id: TenantId) -> StoreResult<Tenant>;
+    /// Unscoped: for bootstrap and the CLI, which act as the operator.
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+}
+
+#[async_trait]
+pub trait AnalystStore {
+    async fn create_analyst(&self, ctx: &ChangeCtx, new: NewAnalyst) -> StoreResult<Analyst>;
+    async fn list_analysts(&self, scope: &Scope) -> StoreResult<Vec<Analyst>>;
+    async fn get_analyst(&self, scope: &Scope, id: AnalystId) -> StoreResult<Analyst>;
+    /// Applies a patch. Refuses (`LastAdmin`) to leave no active admin, also under concurrent
+    /// changes.
+    async fn update_analyst(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: AnalystId,
+        patch: AnalystPatch,
+    ) -> StoreResult<Analyst>;
+    /// Sets a new password hash and bumps the token version (older tokens stop working).
+    async fn set_password(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: AnalystId,
+        password_hash: String,
+    ) -> StoreResult<()>;
+    /// Unscoped credential lookups, for authentication only.
+    async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> StoreResult<Option<AnalystCredentials>>;
+    async fn credentials_by_id(&self, id: AnalystId) -> StoreResult<Option<AnalystCredentials>>;
+    async fn record_login(&self, id: AnalystId, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn count_analysts(&self) -> StoreResult<i64>;
+}
+
+#[async_trait]
+pub trait ApiKeyStore {
+    async fn create_api_key(&self, ctx: &ChangeCtx, new: NewApiKey) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self, scope: &Scope) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<ApiKey>;
+    /// Unscoped credential lookup by the key's public prefix, for authentication only.
+    async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyCredentials>>;
+    /// Writes batched `last_used_at` values (kept in memory between flushes).
+    async fn touch_api_keys(&self, used: &[(ApiKeyId, DateTime<Utc>)]) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Health {
+    /// A round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+    fn backend(&self) -> Backend;
+    /// Closes the pools (graceful shutdown).
+    async fn close(&self);
+}
+
+/// Everything a Bulwark node needs from its database.
+pub trait Database: TenantStore + AnalystStore + ApiKeyStore + Health + Send + Sync {}
+impl<T: TenantStore + AnalystStore + ApiKeyStore + Health + Send + Sync> Database for T {}
+
+pub type Store = Arc<dyn Database>;
+
+/// Opens (creating if needed) and migrates the database at `url`: `sqlite://path`,
+/// `sqlite:path` or `postgres://...`.
+pub async fn open(url: &str) -> StoreResult<Store> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(StoreError::Invalid {
+            field: "database_url",
+            message: "must start with sqlite:, postgres:// or postgresql://".into(),
+        })
+    }
+}
+
+/// Applies pending migrations without serving (for `bulwark migrate`). Returns the backend.
+pub async fn migrate(url: &str) -> StoreResult<Backend> {
+    let store = open(url).await?;
+    let backend = store.backend();
+    store.close().await;
+    Ok(backend)
+}
+
+fn parse_role(s: &str) -> StoreResult<Role> {
+    s.parse()
+        .map_err(|e: bulwark_core::access::UnknownName| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_scopes(s: &str) -> StoreResult<Vec<ApiKeyScope>> {
+    s.split_whitespace()
+        .map(|p| {
+            p.parse()
+                .map_err(|e: bulwark_core::access::UnknownName| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
+fn format_scopes(scopes: &[ApiKeyScope]) -> String {
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Maps a unique-constraint violation to `Conflict { field }`, anything else to `Backend`.
+fn conflict_or(err: sqlx::Error, field: &'static str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict { field },
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Invalid {
+            field,
+            message: "refers to a record that does not exist".into(),
+        },
+        _ => StoreError::Backend(err),
+    }
+}

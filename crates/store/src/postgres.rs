@@ -1,0 +1,67 @@
+//! PostgreSQL backend, for many API nodes and workers on one database.
+
+use crate::{Backend, Health, StoreResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PgStore {
+    pub(crate) reader: Pool<Postgres>,
+    pub(crate) writer: Pool<Postgres>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Advisory-lock key serializing changes to the set of active admins across all nodes.
+const ADMIN_SET_LOCK: i64 = 0x6277_6b5f_6164_6d6e; // "bwk_admn"
+
+impl PgStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)?.application_name("bulwark");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            reader: pool.clone(),
+            writer: pool,
+        })
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.writer.begin().await
+    }
+
+    /// Two admins demoting each other at once must not leave zero admins: serialize the
+    /// check-and-update with a transaction-scoped advisory lock.
+    pub(crate) async fn lock_admin_set(
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ADMIN_SET_LOCK)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Health for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+    }
+}
+
+crate::foundation::impl_foundation!(PgStore, sqlx::Postgres);

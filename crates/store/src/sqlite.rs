@@ -1,0 +1,71 @@
+//! Embedded SQLite backend.
+//!
+//! WAL mode with a busy timeout. Writes go through a one-connection pool and start with
+//! `BEGIN IMMEDIATE`: SQLite allows one writer at a time anyway, and taking the write lock up
+//! front means a transaction never fails half-way on a lock upgrade. Reads use a separate pool
+//! and run concurrently with the writer.
+
+use crate::{Backend, Health, StoreResult};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pub(crate) reader: Pool<Sqlite>,
+    pub(crate) writer: Pool<Sqlite>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers as u32)
+            .connect_with(opts)
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Writers are serialized by `BEGIN IMMEDIATE`; nothing more to lock.
+    pub(crate) async fn lock_admin_set(
+        _tx: &mut Transaction<'static, Sqlite>,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Health for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
