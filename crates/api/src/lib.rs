@@ -1,1 +1,69 @@
+//! Bulwark's HTTP API: axum routers, authentication and permissions, problem+json errors, the
+//! OpenAPI document. Handlers stay thin: they parse, call the store, and shape the answer.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod http_metrics;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+pub mod throttle;
+
+use crate::auth::{Access, guard};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use state::{ApiConfig, AppState as State};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    let mut app: Router<AppState> = Router::new();
+    for route in routes::routes() {
+        let handler = if route.access == Access::Public {
+            route.handler
+        } else {
+            route
+                .handler
+                .route_layer(from_fn_with_state((state.clone(), route.access), guard))
+        };
+        app = app.route(route.path, handler);
+    }
+    let body_limit = state.config.body_limit;
+    let docs: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
+        .url("/api/v1/openapi.json", openapi::document())
+        .into();
+    app.merge(docs)
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            ApiError::bad_request(None, "method not allowed for this path").into_response()
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn(http_metrics::track))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}

@@ -1,1 +1,142 @@
-fn main() {}
+//! `bulwark`: one binary for the API server, workers and administration.
+
+use anyhow::Context;
+use bulwark::config::{Config, LogFormat};
+use bulwark::{bootstrap, cli, server};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser, Debug)]
+#[command(name = "bulwark", version, about = "Bulwark security operations platform")]
+struct Cli {
+    /// Optional TOML configuration file (BULWARK_* environment variables override it).
+    #[arg(long, global = true, env = "BULWARK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API (and, by default, an embedded worker). The default command.
+    Serve,
+    /// Run a worker only (scale-out on PostgreSQL).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage analysts.
+    #[command(subcommand)]
+    User(cli::UserCmd),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(cli::ApiKeyCmd),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(cli::TenantCmd),
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate the configuration and print the effective settings (secrets redacted).
+    Check,
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bulwark: configuration error: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bulwark: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bulwark: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<bulwark_store::Store> {
+    bootstrap::ensure_data_dir(config)?;
+    bulwark_store::open(config.database_url.expose())
+        .await
+        .with_context(|| format!("opening database {}", config.database_url_redacted()))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("BULWARK_LISTEN: cannot listen on {}", config.listen))?;
+            server::serve(config, listener, server::shutdown_signal()).await
+        }
+        Command::Worker => server::run_worker(config).await,
+        Command::Migrate => {
+            bootstrap::ensure_data_dir(&config)?;
+            let backend = bulwark_store::migrate(config.database_url.expose()).await?;
+            println!("migrations applied ({backend:?}, {})", config.database_url_redacted());
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let store = open_store(&config).await?;
+            bootstrap::ensure_initial_accounts(&store, &config).await?;
+            let r = cli::user(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::ApiKey(cmd) => {
+            let store = open_store(&config).await?;
+            bootstrap::ensure_initial_accounts(&store, &config).await?;
+            let r = cli::api_key(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Tenant(cmd) => {
+            let store = open_store(&config).await?;
+            bootstrap::ensure_initial_accounts(&store, &config).await?;
+            let r = cli::tenant_cmd(&store, cmd).await;
+            store.close().await;
+            r
+        }
+        Command::Config(ConfigCmd::Check) => {
+            println!("configuration is valid");
+            println!("data_dir         = {}", config.data_dir.display());
+            println!("database_url     = {}", config.database_url_redacted());
+            println!("listen           = {}", config.listen);
+            println!("log_format       = {:?}", config.log_format);
+            println!("log_level        = {}", config.log_level);
+            println!("token_ttl_secs   = {}", config.token_ttl_secs);
+            println!("body_limit_bytes = {}", config.body_limit_bytes);
+            println!("jwt_secret       = {}", if config.jwt_secret.is_some() { "[set]" } else { "[key file in data_dir]" });
+            println!("embedded_worker  = {}", config.embedded_worker);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Authentication (who is calling) and authorization (may they call this route).
+//!
+//! Credentials: `Authorization: Bearer <JWT>` for analysts; `X-API-Key: bwk_...` or
+//! `Authorization: Bearer bwk_...` for API keys. Every request re-reads the analyst or key row,
+//! so disabling a user, changing a password (token version) or revoking a key takes effect on
+//! the very next request, on every node.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use bulwark_core::credentials::{api_key_matches, api_key_prefix};
+use bulwark_core::{
+    AnalystId, ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub const ISSUER: &str = "bulwark";
+const INVALID: &str = "missing, invalid or expired credentials";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// Token version: must equal the analyst's current one.
+    pub tv: i64,
+}
+
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl TokenIssuer {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "iat"]);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn issue(&self, analyst: AnalystId, token_version: i64) -> Result<String, ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: analyst.to_string(),
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+            tv: token_version,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
+    }
+
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// Who a route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials needed (login, health, docs).
+    Public,
+    /// Any authenticated analyst (not API keys), e.g. `/auth/me`.
+    AnyAnalyst,
+    /// Callers holding this permission.
+    Perm(Permission),
+}
+
+enum Presented<'a> {
+    Jwt(&'a str),
+    ApiKey(&'a str),
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(Presented::ApiKey(k.trim()));
+    }
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    if token.starts_with(bulwark_core::credentials::API_KEY_MARKER) {
+        Some(Presented::ApiKey(token))
+    } else {
+        Some(Presented::Jwt(token))
+    }
+}
+
+pub fn caller_for_analyst(a: &bulwark_core::model::Analyst) -> Caller {
+    Caller {
+        principal: Principal::Analyst {
+            id: a.id,
+            username: a.username.clone(),
+        },
+        role: Some(a.role),
+        permissions: a.role.permissions(),
+        scope: if a.role == Role::Admin {
+            Scope::AllTenants
+        } else {
+            Scope::Tenants(a.visible_tenants())
+        },
+        home_tenant: a.tenant_id,
+    }
+}
+
+/// Resolves the caller from the request headers; `Unauthorized` when absent or invalid.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    match presented(headers).ok_or(ApiError::Unauthorized(INVALID))? {
+        Presented::Jwt(token) => {
+            let claims = state
+                .tokens
+                .verify(token)
+                .ok_or(ApiError::Unauthorized(INVALID))?;
+            let id: AnalystId = claims.sub.parse().map_err(|_| ApiError::Unauthorized(INVALID))?;
+            let creds = state
+                .store
+                .credentials_by_id(id)
+                .await?
+                .ok_or(ApiError::Unauthorized(INVALID))?;
+            if !creds.analyst.is_active || creds.token_version != claims.tv {
+                return Err(ApiError::Unauthorized(INVALID));
+            }
+            Ok(caller_for_analyst(&creds.analyst))
+        }
+        Presented::ApiKey(key) => {
+            let prefix = api_key_prefix(key).ok_or(ApiError::Unauthorized(INVALID))?;
+            let creds = state
+                .store
+                .api_key_by_prefix(prefix)
+                .await?
+                .ok_or(ApiError::Unauthorized(INVALID))?;
+            let now = bulwark_core::time::now();
+            if !api_key_matches(key, &creds.digest) || !creds.key.is_usable_at(now) {
+                return Err(ApiError::Unauthorized(INVALID));
+            }
+            state.key_usage.record(creds.key.id, now);
+            Ok(Caller {
+                principal: Principal::ApiKey {
+                    id: creds.key.id,
+                    name: creds.key.name.clone(),
+                },
+                role: None,
+                permissions: ApiKeyScope::set_permissions(&creds.key.scopes),
+                scope: Scope::single(creds.key.tenant_id),
+                home_tenant: creds.key.tenant_id,
+            })
+        }
+    }
+}
+
+/// Checks a resolved caller against a route's access rule.
+pub fn authorize(caller: &Caller, access: Access) -> Result<(), ApiError> {
+    match access {
+        Access::Public => Ok(()),
+        Access::AnyAnalyst => match caller.principal {
+            Principal::Analyst { .. } => Ok(()),
+            Principal::ApiKey { .. } => Err(ApiError::Forbidden(
+                "this endpoint is for analyst sessions, not API keys".into(),
+            )),
+        },
+        Access::Perm(p) if caller.can(p) => Ok(()),
+        Access::Perm(p) => Err(ApiError::Forbidden(format!("requires permission {p}"))),
+    }
+}
+
+/// Route middleware: authenticates, authorizes, and hands the [`Caller`] to the handler.
+pub async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if access != Access::Public {
+        let caller = authenticate(&state, req.headers()).await?;
+        authorize(&caller, access)?;
+        req.extensions_mut().insert(caller);
+    }
+    Ok(next.run(req).await)
+}
+
+/// The authenticated caller, for handlers behind [`guard`].
+pub struct Auth(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Auth)
+            .ok_or(ApiError::Unauthorized(INVALID))
+    }
+}
+
+/// The request id set by the request-id layer, for audit records and logs.
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        ))
+    }
+}
+
+/// Permissions as strings, for `/auth/me`.
+pub fn permission_names(set: PermissionSet) -> Vec<&'static str> {
+    set.iter().map(|p| p.as_str()).collect()
+}

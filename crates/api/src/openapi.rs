@@ -1,0 +1,57 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations. A snapshot test
+//! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
+
+use crate::error::Problem;
+use crate::routes::{api_keys, auth, ops, tenants};
+use bulwark_core::model::{Analyst, ApiKey, Tenant};
+use bulwark_core::{ApiKeyScope, Role};
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey as ApiKeyScheme, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or bwk_ API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKeyScheme::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bulwark API", description = "Security operations platform: alerts, incidents, automation."),
+    paths(
+        ops::healthz, ops::readyz, ops::metrics,
+        auth::login, auth::me, auth::change_password,
+        auth::list_analysts, auth::create_analyst, auth::update_analyst, auth::reset_password,
+        api_keys::list, api_keys::create, api_keys::revoke,
+        tenants::list, tenants::get, tenants::create,
+    ),
+    components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope)),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Login and the caller's own account"),
+        (name = "analysts", description = "User administration"),
+        (name = "api-keys", description = "Machine credentials"),
+        (name = "tenants", description = "MSSP customers"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

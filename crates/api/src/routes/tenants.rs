@@ -1,0 +1,59 @@
+//! Tenants (MSSP customers).
+
+use crate::auth::{Auth, RequestId};
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, PathId};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bulwark_core::model::Tenant;
+use bulwark_core::{TenantId, validate};
+use bulwark_store::{ChangeCtx, NewTenant};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Customer code: 2-63 of a-z, 0-9 and '-'.
+    pub slug: String,
+    pub name: String,
+}
+
+/// Tenants visible to the caller.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    responses((status = 200, body = [Tenant]), (status = 403, body = Problem)))]
+pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<Vec<Tenant>>> {
+    Ok(axum::Json(state.store.list_tenants(&caller.scope).await?))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<axum::Json<Tenant>> {
+    Ok(axum::Json(state.store.get_tenant(&caller.scope, TenantId(id)).await?))
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = CreateTenantRequest,
+    responses((status = 201, body = Tenant), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RequestId(rid): RequestId,
+    Json(req): Json<CreateTenantRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
+    let slug = validate::slug("slug", &req.slug)?;
+    let name = validate::name("name", &req.name, 200)?;
+    let t = state
+        .store
+        .create_tenant(&ChangeCtx::from_caller(&caller, rid), NewTenant { slug, name })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(t)))
+}

@@ -1,0 +1,105 @@
+//! Shared application state: the store, token issuer, throttles and in-memory usage counters.
+
+use crate::auth::TokenIssuer;
+use crate::throttle::{LoginThrottle, ThrottlePolicy};
+use bulwark_core::{ApiKeyId, Secret};
+use bulwark_store::Store;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Settings the API layer needs (the binary builds this from its configuration).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// HS256 signing key for access tokens.
+    pub jwt_secret: Secret<Vec<u8>>,
+    pub token_ttl: Duration,
+    pub body_limit: usize,
+    pub login_throttle: ThrottlePolicy,
+}
+
+impl ApiConfig {
+    pub fn new(jwt_secret: Vec<u8>) -> Self {
+        Self {
+            jwt_secret: Secret::new(jwt_secret),
+            token_ttl: Duration::from_secs(8 * 3600),
+            body_limit: DEFAULT_BODY_LIMIT,
+            login_throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
+/// `last_used_at` of API keys, kept in memory and flushed in batches, so authenticating a
+/// request never writes to the database.
+#[derive(Default)]
+pub struct KeyUsage {
+    pending: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+}
+
+impl KeyUsage {
+    pub fn record(&self, id: ApiKeyId, at: DateTime<Utc>) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert(id, at);
+    }
+
+    pub fn take(&self) -> Vec<(ApiKeyId, DateTime<Utc>)> {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.drain().collect()
+    }
+
+    /// Writes what was recorded since the last flush.
+    pub async fn flush(&self, store: &Store) {
+        let batch = self.take();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.touch_api_keys(&batch).await {
+            tracing::warn!(error = %e, "could not record API key usage; will retry");
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, at) in batch {
+                let slot = p.entry(id).or_insert(at);
+                if *slot < at {
+                    *slot = at;
+                }
+            }
+        }
+    }
+}
+
+pub struct Inner {
+    pub store: Store,
+    pub tokens: TokenIssuer,
+    pub throttle: LoginThrottle,
+    pub key_usage: KeyUsage,
+    pub metrics: Option<PrometheusHandle>,
+    pub config: ApiConfig,
+}
+
+/// Cheap to clone; handed to every handler.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig, metrics: Option<PrometheusHandle>) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            tokens: TokenIssuer::new(config.jwt_secret.expose(), config.token_ttl),
+            throttle: LoginThrottle::new(config.login_throttle),
+            key_usage: KeyUsage::default(),
+            metrics,
+            config,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

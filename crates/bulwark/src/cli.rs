@@ -1,0 +1,305 @@
+//! Administration commands that act directly on the database as the operator (no HTTP, no
+//! token): users, API keys, tenants. They apply the same validation and rules as the API.
+
+use anyhow::{Context, bail};
+use bulwark_core::credentials::{generate_api_key, generate_password, hash_password};
+use bulwark_core::model::{Analyst, DEFAULT_TENANT_SLUG, Tenant};
+use bulwark_core::{ApiKeyId, ApiKeyScope, Role, Scope, validate};
+use bulwark_store::{AnalystPatch, ChangeCtx, NewAnalyst, NewApiKey, NewTenant, Store};
+use clap::Subcommand;
+use std::io::BufRead;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create an analyst; prints a generated password unless --password-stdin is given.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        /// Home tenant slug (default: `default`).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List analysts.
+    List,
+    /// Change an analyst's role (admin, analyst, viewer).
+    SetRole { username: String, role: String },
+    /// Disable an analyst: their sessions end at once.
+    Disable { username: String },
+    /// Enable a disabled analyst.
+    Enable { username: String },
+    /// Set a new password (generated and printed unless --password-stdin).
+    ResetPassword {
+        username: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCmd {
+    /// Create a key; prints it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Repeatable: webhooks:ingest, read, write.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Bind the key to one webhook source.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List keys (never the secrets).
+    List,
+    /// Revoke a key by id, effective immediately.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    validate::password("password", &p).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(p)
+}
+
+async fn hash(p: String) -> anyhow::Result<String> {
+    Ok(tokio::task::spawn_blocking(move || hash_password(&p)).await??)
+}
+
+async fn tenant(store: &Store, slug: Option<&str>) -> anyhow::Result<Tenant> {
+    let slug = slug.unwrap_or(DEFAULT_TENANT_SLUG);
+    store
+        .tenant_by_slug(slug)
+        .await?
+        .with_context(|| format!("no tenant with slug `{slug}` (see `bulwark tenant list`)"))
+}
+
+async fn analyst(store: &Store, username: &str) -> anyhow::Result<Analyst> {
+    let u = validate::username("username", username).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(store
+        .credentials_by_username(&u)
+        .await?
+        .with_context(|| format!("no user `{u}`"))?
+        .analyst)
+}
+
+fn parse_role(r: &str) -> anyhow::Result<Role> {
+    r.parse()
+        .map_err(|_| anyhow::anyhow!("role: `{r}` is not one of admin, analyst, viewer"))
+}
+
+pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
+    let ctx = ChangeCtx::cli();
+    match cmd {
+        UserCmd::Create {
+            username,
+            role,
+            tenant: t,
+            display_name,
+            password_stdin,
+        } => {
+            let username = validate::username("username", &username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role = parse_role(&role)?;
+            let display_name = match display_name {
+                Some(d) => validate::name("display_name", &d, 128).map_err(|e| anyhow::anyhow!("{e}"))?,
+                None => username.clone(),
+            };
+            let home = tenant(store, t.as_deref()).await?;
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (generate_password(), true)
+            };
+            let a = store
+                .create_analyst(
+                    &ctx,
+                    NewAnalyst {
+                        tenant_id: home.id,
+                        username,
+                        display_name,
+                        password_hash: hash(password.clone()).await?,
+                        role,
+                        tenant_ids: vec![],
+                    },
+                )
+                .await?;
+            println!("created user {} ({}) in tenant {}", a.username, a.role, home.slug);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserCmd::List => {
+            println!("{:<24} {:<8} {:<7} {:<36} last login", "username", "role", "active", "id");
+            for a in store.list_analysts(&Scope::AllTenants).await? {
+                println!(
+                    "{:<24} {:<8} {:<7} {:<36} {}",
+                    a.username,
+                    a.role,
+                    a.is_active,
+                    a.id,
+                    a.last_login_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        UserCmd::SetRole { username, role } => {
+            let a = analyst(store, &username).await?;
+            let role = parse_role(&role)?;
+            let patch = AnalystPatch { role: Some(role), ..Default::default() };
+            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            println!("{} is now {role}", a.username);
+        }
+        UserCmd::Disable { username } => {
+            let a = analyst(store, &username).await?;
+            let patch = AnalystPatch { is_active: Some(false), ..Default::default() };
+            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            println!("{} is disabled; their sessions have ended", a.username);
+        }
+        UserCmd::Enable { username } => {
+            let a = analyst(store, &username).await?;
+            let patch = AnalystPatch { is_active: Some(true), ..Default::default() };
+            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            println!("{} is enabled", a.username);
+        }
+        UserCmd::ResetPassword {
+            username,
+            password_stdin,
+        } => {
+            let a = analyst(store, &username).await?;
+            let (password, generated) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (generate_password(), true)
+            };
+            store
+                .set_password(&ctx, &Scope::AllTenants, a.id, hash(password.clone()).await?)
+                .await?;
+            println!("password of {} reset; their sessions have ended", a.username);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
+    let ctx = ChangeCtx::cli();
+    match cmd {
+        ApiKeyCmd::Create {
+            name,
+            scopes,
+            tenant: t,
+            source,
+            expires_in_days,
+        } => {
+            let name = validate::name("name", &name, 100).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    s.parse::<ApiKeyScope>()
+                        .map_err(|_| anyhow::anyhow!("scope: `{s}` is not one of webhooks:ingest, read, write"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if let Some(s) = &source
+                && !bulwark_api::routes::api_keys::WEBHOOK_SOURCES.contains(&s.as_str())
+            {
+                bail!("source: `{s}` is not a known webhook source");
+            }
+            let expires_at = match expires_in_days {
+                Some(d) if (1..=3650).contains(&d) => {
+                    Some(bulwark_core::time::now() + chrono::Duration::days(i64::from(d)))
+                }
+                Some(_) => bail!("expires-in-days: must be 1 to 3650"),
+                None => None,
+            };
+            let home = tenant(store, t.as_deref()).await?;
+            let k = generate_api_key();
+            let key = store
+                .create_api_key(
+                    &ctx,
+                    NewApiKey {
+                        tenant_id: home.id,
+                        name,
+                        prefix: k.prefix,
+                        digest: k.digest.to_vec(),
+                        scopes,
+                        source,
+                        expires_at,
+                        created_by: None,
+                    },
+                )
+                .await?;
+            println!("created API key {} ({}) for tenant {}", key.id, key.prefix, home.slug);
+            println!("key (shown once): {}", k.secret);
+        }
+        ApiKeyCmd::List => {
+            println!("{:<36} {:<14} {:<24} {:<28} state", "id", "prefix", "name", "scopes");
+            let now = bulwark_core::time::now();
+            for k in store.list_api_keys(&Scope::AllTenants).await? {
+                let scopes: Vec<_> = k.scopes.iter().map(|s| s.as_str()).collect();
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if !k.is_usable_at(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!("{:<36} {:<14} {:<24} {:<28} {state}", k.id, k.prefix, k.name, scopes.join(","));
+            }
+        }
+        ApiKeyCmd::Revoke { id } => {
+            let id: ApiKeyId = id.parse().map_err(|_| anyhow::anyhow!("id: `{id}` is not a UUID"))?;
+            let k = store
+                .revoke_api_key(&ctx, &Scope::AllTenants, id, bulwark_core::time::now())
+                .await
+                .map_err(|e| match e {
+                    bulwark_store::StoreError::NotFound => anyhow::anyhow!("no API key {id}"),
+                    other => other.into(),
+                })?;
+            println!("revoked API key {} ({})", k.id, k.prefix);
+        }
+    }
+    Ok(())
+}
+
+pub async fn tenant_cmd(store: &Store, cmd: TenantCmd) -> anyhow::Result<()> {
+    match cmd {
+        TenantCmd::Create { slug, name } => {
+            let slug = validate::slug("slug", &slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let name = validate::name("name", name.as_deref().unwrap_or(&slug), 200)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = store.create_tenant(&ChangeCtx::cli(), NewTenant { slug, name }).await?;
+            println!("created tenant {} ({})", t.slug, t.id);
+        }
+        TenantCmd::List => {
+            println!("{:<24} {:<36} name", "slug", "id");
+            for t in store.list_tenants(&Scope::AllTenants).await? {
+                println!("{:<24} {:<36} {}", t.slug, t.id, t.name);
+            }
+        }
+    }
+    Ok(())
+}

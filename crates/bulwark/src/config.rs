@@ -1,0 +1,247 @@
+//! Configuration: defaults, then an optional TOML file (`--config`), then `BULWARK_*`
+//! environment variables. Validated once at start-up; every error names the setting.
+//! Secrets are wrapped so `Debug` and logs never print them.
+
+use anyhow::{Context, bail};
+use bulwark_core::Secret;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: Secret<String>,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub token_ttl_secs: u64,
+    pub body_limit_bytes: usize,
+    pub jwt_secret: Option<Secret<String>>,
+    pub admin_password: Option<Secret<String>>,
+    /// Run the job worker inside `bulwark serve`.
+    pub embedded_worker: bool,
+}
+
+/// The file form: every field optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    token_ttl_secs: Option<u64>,
+    body_limit_bytes: Option<usize>,
+    jwt_secret: Option<String>,
+    admin_password: Option<String>,
+    embedded_worker: Option<bool>,
+}
+
+/// The settings and their environment variables, for `config check` and the docs.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("BULWARK_DATA_DIR", "data directory (default ./bulwark-data)"),
+    ("BULWARK_DATABASE_URL", "sqlite:// or postgres:// URL (default: SQLite file in the data directory)"),
+    ("BULWARK_LISTEN", "address to listen on (default 127.0.0.1:8000)"),
+    ("BULWARK_LOG_FORMAT", "text or json (default text)"),
+    ("BULWARK_LOG_LEVEL", "tracing filter, e.g. info or bulwark=debug (default info)"),
+    ("BULWARK_TOKEN_TTL_SECS", "access token lifetime in seconds (default 28800 = 8 h)"),
+    ("BULWARK_BODY_LIMIT_BYTES", "maximum request body (default 1048576)"),
+    ("BULWARK_JWT_SECRET", "token signing key, at least 32 bytes (default: generated key file in the data directory)"),
+    ("BULWARK_ADMIN_PASSWORD", "password for the admin user created on first start (default: generated and printed once)"),
+    ("BULWARK_EMBEDDED_WORKER", "run the job worker inside `serve` (default true)"),
+];
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Loads from the process environment and the optional file.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let env = |k: &str| std::env::var(k).ok();
+        Self::from_sources(file, &env)
+    }
+
+    pub fn from_sources(file: Option<&Path>, env: Env<'_>) -> anyhow::Result<Self> {
+        let f = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {}", p.display(), e.message()))?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
+
+        let data_dir = pick("BULWARK_DATA_DIR", f.data_dir.map(|p| p.display().to_string()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("./bulwark-data"));
+        if data_dir.as_os_str().is_empty() {
+            bail!("BULWARK_DATA_DIR (data_dir): must not be empty");
+        }
+        let database_url = match pick("BULWARK_DATABASE_URL", f.database_url) {
+            Some(u) => {
+                if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                    bail!("BULWARK_DATABASE_URL (database_url): must start with sqlite:, postgres:// or postgresql://");
+                }
+                u
+            }
+            None => format!("sqlite://{}", data_dir.join("bulwark.db").display()),
+        };
+        let listen_raw = pick("BULWARK_LISTEN", f.listen).unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            anyhow::anyhow!("BULWARK_LISTEN (listen): `{listen_raw}` is not an address like 127.0.0.1:8000")
+        })?;
+        let log_format = match pick("BULWARK_LOG_FORMAT", f.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("BULWARK_LOG_FORMAT (log_format): `{other}` is not text or json"),
+        };
+        let log_level = pick("BULWARK_LOG_LEVEL", f.log_level).unwrap_or_else(|| "info".into());
+        let token_ttl_secs = match env("BULWARK_TOKEN_TTL_SECS") {
+            Some(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("BULWARK_TOKEN_TTL_SECS (token_ttl_secs): `{v}` is not a number of seconds")
+            })?,
+            None => f.token_ttl_secs.unwrap_or(8 * 3600),
+        };
+        if !(60..=30 * 24 * 3600).contains(&token_ttl_secs) {
+            bail!("BULWARK_TOKEN_TTL_SECS (token_ttl_secs): must be between 60 and 2592000 seconds");
+        }
+        let body_limit_bytes = match env("BULWARK_BODY_LIMIT_BYTES") {
+            Some(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): `{v}` is not a number of bytes")
+            })?,
+            None => f.body_limit_bytes.unwrap_or(1024 * 1024),
+        };
+        if !(1024..=256 * 1024 * 1024).contains(&body_limit_bytes) {
+            bail!("BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): must be between 1024 and 268435456");
+        }
+        let jwt_secret = pick("BULWARK_JWT_SECRET", f.jwt_secret);
+        if let Some(s) = &jwt_secret
+            && s.len() < 32
+        {
+            bail!("BULWARK_JWT_SECRET (jwt_secret): must be at least 32 bytes");
+        }
+        let admin_password = pick("BULWARK_ADMIN_PASSWORD", f.admin_password);
+        if let Some(p) = &admin_password {
+            bulwark_core::validate::password("BULWARK_ADMIN_PASSWORD (admin_password)", p)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let embedded_worker = match env("BULWARK_EMBEDDED_WORKER").as_deref() {
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => bail!("BULWARK_EMBEDDED_WORKER (embedded_worker): `{other}` is not true or false"),
+            None => f.embedded_worker.unwrap_or(true),
+        };
+        Ok(Config {
+            data_dir,
+            database_url: Secret::new(database_url),
+            listen,
+            log_format,
+            log_level,
+            token_ttl_secs,
+            body_limit_bytes,
+            jwt_secret: jwt_secret.map(Secret::new),
+            admin_password: admin_password.map(Secret::new),
+            embedded_worker,
+        })
+    }
+
+    /// The database URL with any password masked, for messages.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url(self.database_url.expose())
+    }
+}
+
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)], file: Option<&str>) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = move |k: &str| map.get(k).cloned();
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("bulwark.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text)?;
+        }
+        Config::from_sources(file.map(|_| path.as_path()), &env)
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = load(&[], None).expect("defaults");
+        assert_eq!(c.data_dir, PathBuf::from("./bulwark-data"));
+        assert_eq!(c.database_url.expose(), "sqlite://./bulwark-data/bulwark.db");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.token_ttl_secs, 28800);
+        assert!(c.embedded_worker);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load(
+            &[("BULWARK_LISTEN", "0.0.0.0:9000")],
+            Some("listen = \"127.0.0.1:7000\"\nlog_format = \"json\"\n"),
+        )
+        .expect("config");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+            (&[("BULWARK_LISTEN", "nope")], None, "BULWARK_LISTEN"),
+            (&[("BULWARK_LOG_FORMAT", "xml")], None, "BULWARK_LOG_FORMAT"),
+            (&[("BULWARK_DATABASE_URL", "mysql://x")], None, "BULWARK_DATABASE_URL"),
+            (&[("BULWARK_TOKEN_TTL_SECS", "soon")], None, "BULWARK_TOKEN_TTL_SECS"),
+            (&[("BULWARK_JWT_SECRET", "short")], None, "BULWARK_JWT_SECRET"),
+            (&[("BULWARK_ADMIN_PASSWORD", "short")], None, "BULWARK_ADMIN_PASSWORD"),
+            (&[], Some("lisen = \"x\"\n"), "lisen"),
+            (&[], Some("token_ttl_secs = \"x\"\n"), "token_ttl_secs"),
+        ];
+        for (vars, file, name) in cases {
+            let err = load(vars, *file).err().expect("must fail");
+            assert!(format!("{err:#}").contains(name), "{err:#} should name {name}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let c = load(
+            &[
+                ("BULWARK_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+                ("BULWARK_DATABASE_URL", "postgres://bulwark:pa55word@db/bulwark"),
+            ],
+            None,
+        )
+        .expect("config");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("0123456789abcdef"));
+        assert!(!dbg.contains("pa55word"));
+        assert_eq!(c.database_url_redacted(), "postgres://bulwark:***@db/bulwark");
+    }
+}

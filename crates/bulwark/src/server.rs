@@ -1,0 +1,99 @@
+//! `bulwark serve` and `bulwark worker`: long-running processes with graceful shutdown.
+//!
+//! The server entry takes a bound listener and a shutdown future, so tests and benchmarks can
+//! bind port 0 and stop it at will.
+
+use crate::bootstrap;
+use crate::config::Config;
+use bulwark_api::{ApiConfig, State};
+use bulwark_store::Store;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Opens the store, bootstraps, and serves until `shutdown` resolves. In-flight requests finish
+/// before this returns.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    bootstrap::ensure_data_dir(&config)?;
+    let jwt = bootstrap::jwt_secret(&config)?;
+    let store = bulwark_store::open(config.database_url.expose()).await?;
+    bootstrap::ensure_initial_accounts(&store, &config).await?;
+
+    let mut api_config = ApiConfig::new(jwt.expose().clone());
+    api_config.token_ttl = Duration::from_secs(config.token_ttl_secs);
+    api_config.body_limit = config.body_limit_bytes;
+    let state = State::new(store.clone(), api_config, bulwark_api::http_metrics::prometheus());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let flusher = tokio::spawn(flush_key_usage(state.clone(), stop_rx.clone()));
+    let worker = config
+        .embedded_worker
+        .then(|| tokio::spawn(crate::worker::run(store.clone(), stop_rx.clone())));
+
+    let addr = listener.local_addr()?;
+    // A plain line on stdout, for people and for tests that bind port 0.
+    println!("bulwark: listening on http://{addr}");
+    tracing::info!(%addr, backend = ?store.backend(), database = %config.database_url_redacted(), "serving");
+
+    axum::serve(listener, bulwark_api::router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+
+    let _ = stop_tx.send(true);
+    let _ = flusher.await;
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    state.key_usage.flush(&store).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// API keys' `last_used_at`, written every 10 s instead of on every request.
+async fn flush_key_usage(state: State, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => state.key_usage.flush(&state.store).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// `bulwark worker`: a worker process for scale-out on PostgreSQL.
+pub async fn run_worker(config: Config) -> anyhow::Result<()> {
+    let store: Store = bulwark_store::open(config.database_url.expose()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let handle = tokio::spawn(crate::worker::run(store.clone(), stop_rx));
+    println!("bulwark: worker started");
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = handle.await;
+    store.close().await;
+    Ok(())
+}
