@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bulwark_core::credentials::{api_key_matches, api_key_prefix};
 use bulwark_core::{
-    AnalystId, ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope,
+    AnalystId, ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope, TenantId,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -114,7 +114,9 @@ fn presented(headers: &HeaderMap) -> Option<Presented<'_>> {
     }
 }
 
-pub fn caller_for_analyst(a: &bulwark_core::model::Analyst) -> Caller {
+/// The caller an analyst acts as. Admins homed in the platform tenant see every tenant;
+/// everyone else (tenant admins included) sees their home tenant and granted ones.
+pub fn caller_for_analyst(a: &bulwark_core::model::Analyst, platform_tenant: TenantId) -> Caller {
     Caller {
         principal: Principal::Analyst {
             id: a.id,
@@ -122,7 +124,7 @@ pub fn caller_for_analyst(a: &bulwark_core::model::Analyst) -> Caller {
         },
         role: Some(a.role),
         permissions: a.role.permissions(),
-        scope: if a.role == Role::Admin {
+        scope: if a.role == Role::Admin && a.tenant_id == platform_tenant {
             Scope::AllTenants
         } else {
             Scope::Tenants(a.visible_tenants())
@@ -139,7 +141,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
                 .tokens
                 .verify(token)
                 .ok_or(ApiError::Unauthorized(INVALID))?;
-            let id: AnalystId = claims.sub.parse().map_err(|_| ApiError::Unauthorized(INVALID))?;
+            let id: AnalystId = claims
+                .sub
+                .parse()
+                .map_err(|_| ApiError::Unauthorized(INVALID))?;
             let creds = state
                 .store
                 .credentials_by_id(id)
@@ -148,7 +153,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
             if !creds.analyst.is_active || creds.token_version != claims.tv {
                 return Err(ApiError::Unauthorized(INVALID));
             }
-            Ok(caller_for_analyst(&creds.analyst))
+            Ok(caller_for_analyst(
+                &creds.analyst,
+                state.config.platform_tenant,
+            ))
         }
         Presented::ApiKey(key) => {
             let prefix = api_key_prefix(key).ok_or(ApiError::Unauthorized(INVALID))?;

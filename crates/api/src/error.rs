@@ -39,7 +39,9 @@ pub enum ApiError {
     Conflict(String),
     PayloadTooLarge,
     UnsupportedMediaType(String),
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
     Unavailable(String),
 }
@@ -139,17 +141,19 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(d) | ApiError::Conflict(d) => (d, None),
             ApiError::UnsupportedMediaType(d) | ApiError::Unavailable(d) => (d, None),
             ApiError::NotFound => ("no such resource".to_string(), None),
-            ApiError::PayloadTooLarge => (
-                "the request body exceeds the size limit".to_string(),
-                None,
-            ),
+            ApiError::PayloadTooLarge => {
+                ("the request body exceeds the size limit".to_string(), None)
+            }
             ApiError::TooManyRequests { retry_after_secs } => (
                 format!("too many attempts; retry after {retry_after_secs} s"),
                 None,
             ),
             ApiError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "internal error");
-                ("an unexpected error occurred; it has been logged".to_string(), None)
+                (
+                    "an unexpected error occurred; it has been logged".to_string(),
+                    None,
+                )
             }
         };
         let body = Problem {

@@ -19,8 +19,14 @@ pub(crate) fn is_json_content_type(req: &Request) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
-            let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         })
         .unwrap_or(false)
 }
@@ -91,7 +97,9 @@ where
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -108,7 +116,9 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = is_json_content_type(&req);
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
@@ -167,22 +177,21 @@ mod tests {
 
     #[test]
     fn names_the_failing_field() {
-        let e = parse_json::<Body>(br#"{"username": 5}"#).err().expect("error");
+        let e = parse_json::<Body>(br#"{"username": 5}"#).expect_err("error");
         assert_eq!(field_of(e), (422, Some("username".into())));
-        let e = parse_json::<Body>(br#"{}"#).err().expect("error");
+        let e = parse_json::<Body>(br#"{}"#).expect_err("error");
         assert_eq!(field_of(e), (422, Some("username".into())));
-        let e = parse_json::<Body>(br#"{"username":"a","inner":{"role":"root"}}"#)
-            .err()
-            .expect("error");
+        let e =
+            parse_json::<Body>(br#"{"username":"a","inner":{"role":"root"}}"#).expect_err("error");
         assert_eq!(field_of(e), (422, Some("inner.role".into())));
-        let e = parse_json::<Body>(br#"{"username":"a","extra":1}"#).err().expect("error");
+        let e = parse_json::<Body>(br#"{"username":"a","extra":1}"#).expect_err("error");
         assert_eq!(field_of(e).0, 422);
     }
 
     #[test]
     fn malformed_json_is_400() {
         for bad in [&b"{"[..], b"nope", b"", b"{\"username\": \"a\",}"] {
-            let e = parse_json::<Body>(bad).err().expect("error");
+            let e = parse_json::<Body>(bad).expect_err("error");
             assert_eq!(field_of(e).0, 400);
         }
     }

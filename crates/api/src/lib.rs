@@ -18,9 +18,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use state::{ApiConfig, AppState as State};
 
@@ -54,7 +55,11 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            TraceLayer::new_for_http()
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros))
+                .on_failure(())
+                .make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()
                     .get(&REQUEST_ID)

@@ -2,7 +2,7 @@
 
 use crate::auth::TokenIssuer;
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
-use bulwark_core::{ApiKeyId, Secret};
+use bulwark_core::{ApiKeyId, Secret, TenantId};
 use bulwark_store::Store;
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -21,11 +21,15 @@ pub struct ApiConfig {
     pub token_ttl: Duration,
     pub body_limit: usize,
     pub login_throttle: ThrottlePolicy,
+    /// The `default` tenant: admins whose home it is are platform admins (every tenant);
+    /// admins homed elsewhere administer only their own tenants.
+    pub platform_tenant: TenantId,
 }
 
 impl ApiConfig {
-    pub fn new(jwt_secret: Vec<u8>) -> Self {
+    pub fn new(jwt_secret: Vec<u8>, platform_tenant: TenantId) -> Self {
         Self {
+            platform_tenant,
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,

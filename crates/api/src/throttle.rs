@@ -99,7 +99,8 @@ impl LoginThrottle {
             failures: 0,
             last_failure: now,
         });
-        if now.duration_since(entry.last_failure) > self.policy.window + self.lockout(entry.failures)
+        if now.duration_since(entry.last_failure)
+            > self.policy.window + self.lockout(entry.failures)
         {
             entry.failures = 0;
         }

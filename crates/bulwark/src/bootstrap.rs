@@ -4,15 +4,25 @@
 use crate::config::Config;
 use anyhow::{Context, bail};
 use bulwark_core::credentials::{generate_password, hash_password, random_bytes};
-use bulwark_core::model::DEFAULT_TENANT_SLUG;
+use bulwark_core::model::{DEFAULT_TENANT_SLUG, Tenant};
 use bulwark_core::{Role, Secret};
 use bulwark_store::{ChangeCtx, NewAnalyst, NewTenant, Store, StoreError};
 use std::io::Write;
 use std::path::Path;
 
+/// Creates the data directory (mode 0700: it holds the database and the signing key).
 pub fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
+    if config.data_dir.is_dir() {
+        return Ok(());
+    }
     std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data directory {}", config.data_dir.display()))
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// The token signing key: `BULWARK_JWT_SECRET`, else `<data_dir>/jwt.key` (created with mode
@@ -26,8 +36,8 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret<Vec<u8>>> {
         write_private_file(&path, hex::encode(random_bytes::<64>()).as_bytes())?;
     }
     check_private(&path)?;
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let key = hex::decode(text.trim())
         .with_context(|| format!("{}: not a hex-encoded key", path.display()))?;
     if key.len() < 32 {
@@ -71,7 +81,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 
 /// Creates the default tenant and, when there are no analysts at all, the `admin` user. The
 /// generated password is printed to the console once (never logged).
-pub async fn ensure_initial_accounts(store: &Store, config: &Config) -> anyhow::Result<()> {
+pub async fn ensure_initial_accounts(store: &Store, config: &Config) -> anyhow::Result<Tenant> {
     let ctx = ChangeCtx::system("bootstrap");
     let tenant = match store.tenant_by_slug(DEFAULT_TENANT_SLUG).await? {
         Some(t) => t,
@@ -95,7 +105,7 @@ pub async fn ensure_initial_accounts(store: &Store, config: &Config) -> anyhow::
         },
     };
     if store.count_analysts().await? > 0 {
-        return Ok(());
+        return Ok(tenant);
     }
     let (password, generated) = match &config.admin_password {
         Some(p) => (p.expose().clone(), false),
@@ -122,11 +132,15 @@ pub async fn ensure_initial_accounts(store: &Store, config: &Config) -> anyhow::
     match created {
         Ok(_) if generated => {
             println!("bulwark: created user `admin` with password: {password}");
-            println!("bulwark: this password is shown once; change it with `POST /api/v1/auth/change-password`");
+            println!(
+                "bulwark: this password is shown once; change it with `POST /api/v1/auth/change-password`"
+            );
         }
-        Ok(_) => println!("bulwark: created user `admin` with the password from BULWARK_ADMIN_PASSWORD"),
+        Ok(_) => {
+            println!("bulwark: created user `admin` with the password from BULWARK_ADMIN_PASSWORD")
+        }
         Err(StoreError::Conflict { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(())
+    Ok(tenant)
 }

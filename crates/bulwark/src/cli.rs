@@ -121,10 +121,13 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
             display_name,
             password_stdin,
         } => {
-            let username = validate::username("username", &username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let username =
+                validate::username("username", &username).map_err(|e| anyhow::anyhow!("{e}"))?;
             let role = parse_role(&role)?;
             let display_name = match display_name {
-                Some(d) => validate::name("display_name", &d, 128).map_err(|e| anyhow::anyhow!("{e}"))?,
+                Some(d) => {
+                    validate::name("display_name", &d, 128).map_err(|e| anyhow::anyhow!("{e}"))?
+                }
                 None => username.clone(),
             };
             let home = tenant(store, t.as_deref()).await?;
@@ -146,13 +149,19 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            println!("created user {} ({}) in tenant {}", a.username, a.role, home.slug);
+            println!(
+                "created user {} ({}) in tenant {}",
+                a.username, a.role, home.slug
+            );
             if generated {
                 println!("password: {password}");
             }
         }
         UserCmd::List => {
-            println!("{:<24} {:<8} {:<7} {:<36} last login", "username", "role", "active", "id");
+            println!(
+                "{:<24} {:<8} {:<7} {:<36} last login",
+                "username", "role", "active", "id"
+            );
             for a in store.list_analysts(&Scope::AllTenants).await? {
                 println!(
                     "{:<24} {:<8} {:<7} {:<36} {}",
@@ -160,27 +169,44 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
                     a.role,
                     a.is_active,
                     a.id,
-                    a.last_login_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+                    a.last_login_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "-".into())
                 );
             }
         }
         UserCmd::SetRole { username, role } => {
             let a = analyst(store, &username).await?;
             let role = parse_role(&role)?;
-            let patch = AnalystPatch { role: Some(role), ..Default::default() };
-            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            let patch = AnalystPatch {
+                role: Some(role),
+                ..Default::default()
+            };
+            store
+                .update_analyst(&ctx, &Scope::AllTenants, a.id, patch)
+                .await?;
             println!("{} is now {role}", a.username);
         }
         UserCmd::Disable { username } => {
             let a = analyst(store, &username).await?;
-            let patch = AnalystPatch { is_active: Some(false), ..Default::default() };
-            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            let patch = AnalystPatch {
+                is_active: Some(false),
+                ..Default::default()
+            };
+            store
+                .update_analyst(&ctx, &Scope::AllTenants, a.id, patch)
+                .await?;
             println!("{} is disabled; their sessions have ended", a.username);
         }
         UserCmd::Enable { username } => {
             let a = analyst(store, &username).await?;
-            let patch = AnalystPatch { is_active: Some(true), ..Default::default() };
-            store.update_analyst(&ctx, &Scope::AllTenants, a.id, patch).await?;
+            let patch = AnalystPatch {
+                is_active: Some(true),
+                ..Default::default()
+            };
+            store
+                .update_analyst(&ctx, &Scope::AllTenants, a.id, patch)
+                .await?;
             println!("{} is enabled", a.username);
         }
         UserCmd::ResetPassword {
@@ -194,9 +220,17 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
                 (generate_password(), true)
             };
             store
-                .set_password(&ctx, &Scope::AllTenants, a.id, hash(password.clone()).await?)
+                .set_password(
+                    &ctx,
+                    &Scope::AllTenants,
+                    a.id,
+                    hash(password.clone()).await?,
+                )
                 .await?;
-            println!("password of {} reset; their sessions have ended", a.username);
+            println!(
+                "password of {} reset; their sessions have ended",
+                a.username
+            );
             if generated {
                 println!("password: {password}");
             }
@@ -219,8 +253,9 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
             let scopes = scopes
                 .iter()
                 .map(|s| {
-                    s.parse::<ApiKeyScope>()
-                        .map_err(|_| anyhow::anyhow!("scope: `{s}` is not one of webhooks:ingest, read, write"))
+                    s.parse::<ApiKeyScope>().map_err(|_| {
+                        anyhow::anyhow!("scope: `{s}` is not one of webhooks:ingest, read, write")
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if let Some(s) = &source
@@ -252,11 +287,17 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                     },
                 )
                 .await?;
-            println!("created API key {} ({}) for tenant {}", key.id, key.prefix, home.slug);
+            println!(
+                "created API key {} ({}) for tenant {}",
+                key.id, key.prefix, home.slug
+            );
             println!("key (shown once): {}", k.secret);
         }
         ApiKeyCmd::List => {
-            println!("{:<36} {:<14} {:<24} {:<28} state", "id", "prefix", "name", "scopes");
+            println!(
+                "{:<36} {:<14} {:<24} {:<28} state",
+                "id", "prefix", "name", "scopes"
+            );
             let now = bulwark_core::time::now();
             for k in store.list_api_keys(&Scope::AllTenants).await? {
                 let scopes: Vec<_> = k.scopes.iter().map(|s| s.as_str()).collect();
@@ -267,11 +308,19 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!("{:<36} {:<14} {:<24} {:<28} {state}", k.id, k.prefix, k.name, scopes.join(","));
+                println!(
+                    "{:<36} {:<14} {:<24} {:<28} {state}",
+                    k.id,
+                    k.prefix,
+                    k.name,
+                    scopes.join(",")
+                );
             }
         }
         ApiKeyCmd::Revoke { id } => {
-            let id: ApiKeyId = id.parse().map_err(|_| anyhow::anyhow!("id: `{id}` is not a UUID"))?;
+            let id: ApiKeyId = id
+                .parse()
+                .map_err(|_| anyhow::anyhow!("id: `{id}` is not a UUID"))?;
             let k = store
                 .revoke_api_key(&ctx, &Scope::AllTenants, id, bulwark_core::time::now())
                 .await
@@ -291,7 +340,9 @@ pub async fn tenant_cmd(store: &Store, cmd: TenantCmd) -> anyhow::Result<()> {
             let slug = validate::slug("slug", &slug).map_err(|e| anyhow::anyhow!("{e}"))?;
             let name = validate::name("name", name.as_deref().unwrap_or(&slug), 200)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let t = store.create_tenant(&ChangeCtx::cli(), NewTenant { slug, name }).await?;
+            let t = store
+                .create_tenant(&ChangeCtx::cli(), NewTenant { slug, name })
+                .await?;
             println!("created tenant {} ({})", t.slug, t.id);
         }
         TenantCmd::List => {

@@ -45,18 +45,59 @@ struct FileConfig {
     embedded_worker: Option<bool>,
 }
 
+/// Parses the TOML file; errors name the key (`token_ttl_secs: invalid type ...`).
+fn parse_file(text: &str) -> Result<FileConfig, String> {
+    let de = toml::Deserializer::parse(text).map_err(|e| e.message().to_string())?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().message().to_string();
+        if path == "." {
+            msg
+        } else {
+            format!("{path}: {msg}")
+        }
+    })
+}
+
 /// The settings and their environment variables, for `config check` and the docs.
 pub const ENV_VARS: &[(&str, &str)] = &[
-    ("BULWARK_DATA_DIR", "data directory (default ./bulwark-data)"),
-    ("BULWARK_DATABASE_URL", "sqlite:// or postgres:// URL (default: SQLite file in the data directory)"),
-    ("BULWARK_LISTEN", "address to listen on (default 127.0.0.1:8000)"),
+    (
+        "BULWARK_DATA_DIR",
+        "data directory (default ./bulwark-data)",
+    ),
+    (
+        "BULWARK_DATABASE_URL",
+        "sqlite:// or postgres:// URL (default: SQLite file in the data directory)",
+    ),
+    (
+        "BULWARK_LISTEN",
+        "address to listen on (default 127.0.0.1:8000)",
+    ),
     ("BULWARK_LOG_FORMAT", "text or json (default text)"),
-    ("BULWARK_LOG_LEVEL", "tracing filter, e.g. info or bulwark=debug (default info)"),
-    ("BULWARK_TOKEN_TTL_SECS", "access token lifetime in seconds (default 28800 = 8 h)"),
-    ("BULWARK_BODY_LIMIT_BYTES", "maximum request body (default 1048576)"),
-    ("BULWARK_JWT_SECRET", "token signing key, at least 32 bytes (default: generated key file in the data directory)"),
-    ("BULWARK_ADMIN_PASSWORD", "password for the admin user created on first start (default: generated and printed once)"),
-    ("BULWARK_EMBEDDED_WORKER", "run the job worker inside `serve` (default true)"),
+    (
+        "BULWARK_LOG_LEVEL",
+        "tracing filter, e.g. info or bulwark=debug (default info)",
+    ),
+    (
+        "BULWARK_TOKEN_TTL_SECS",
+        "access token lifetime in seconds (default 28800 = 8 h)",
+    ),
+    (
+        "BULWARK_BODY_LIMIT_BYTES",
+        "maximum request body (default 1048576)",
+    ),
+    (
+        "BULWARK_JWT_SECRET",
+        "token signing key, at least 32 bytes (default: generated key file in the data directory)",
+    ),
+    (
+        "BULWARK_ADMIN_PASSWORD",
+        "password for the admin user created on first start (default: generated and printed once)",
+    ),
+    (
+        "BULWARK_EMBEDDED_WORKER",
+        "run the job worker inside `serve` (default true)",
+    ),
 ];
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -73,31 +114,42 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("reading config file {}", p.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| anyhow::anyhow!("config file {}: {}", p.display(), e.message()))?
+                parse_file(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?
             }
             None => FileConfig::default(),
         };
         let pick = |var: &str, from_file: Option<String>| env(var).or(from_file);
 
-        let data_dir = pick("BULWARK_DATA_DIR", f.data_dir.map(|p| p.display().to_string()))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("./bulwark-data"));
+        let data_dir = pick(
+            "BULWARK_DATA_DIR",
+            f.data_dir.map(|p| p.display().to_string()),
+        )
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("./bulwark-data"));
         if data_dir.as_os_str().is_empty() {
             bail!("BULWARK_DATA_DIR (data_dir): must not be empty");
         }
         let database_url = match pick("BULWARK_DATABASE_URL", f.database_url) {
             Some(u) => {
-                if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                    bail!("BULWARK_DATABASE_URL (database_url): must start with sqlite:, postgres:// or postgresql://");
+                if !(u.starts_with("sqlite:")
+                    || u.starts_with("postgres://")
+                    || u.starts_with("postgresql://"))
+                {
+                    bail!(
+                        "BULWARK_DATABASE_URL (database_url): must start with sqlite:, postgres:// or postgresql://"
+                    );
                 }
                 u
             }
             None => format!("sqlite://{}", data_dir.join("bulwark.db").display()),
         };
-        let listen_raw = pick("BULWARK_LISTEN", f.listen).unwrap_or_else(|| "127.0.0.1:8000".into());
+        let listen_raw =
+            pick("BULWARK_LISTEN", f.listen).unwrap_or_else(|| "127.0.0.1:8000".into());
         let listen: SocketAddr = listen_raw.parse().map_err(|_| {
-            anyhow::anyhow!("BULWARK_LISTEN (listen): `{listen_raw}` is not an address like 127.0.0.1:8000")
+            anyhow::anyhow!(
+                "BULWARK_LISTEN (listen): `{listen_raw}` is not an address like 127.0.0.1:8000"
+            )
         })?;
         let log_format = match pick("BULWARK_LOG_FORMAT", f.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -107,21 +159,29 @@ impl Config {
         let log_level = pick("BULWARK_LOG_LEVEL", f.log_level).unwrap_or_else(|| "info".into());
         let token_ttl_secs = match env("BULWARK_TOKEN_TTL_SECS") {
             Some(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!("BULWARK_TOKEN_TTL_SECS (token_ttl_secs): `{v}` is not a number of seconds")
+                anyhow::anyhow!(
+                    "BULWARK_TOKEN_TTL_SECS (token_ttl_secs): `{v}` is not a number of seconds"
+                )
             })?,
             None => f.token_ttl_secs.unwrap_or(8 * 3600),
         };
         if !(60..=30 * 24 * 3600).contains(&token_ttl_secs) {
-            bail!("BULWARK_TOKEN_TTL_SECS (token_ttl_secs): must be between 60 and 2592000 seconds");
+            bail!(
+                "BULWARK_TOKEN_TTL_SECS (token_ttl_secs): must be between 60 and 2592000 seconds"
+            );
         }
         let body_limit_bytes = match env("BULWARK_BODY_LIMIT_BYTES") {
             Some(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!("BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): `{v}` is not a number of bytes")
+                anyhow::anyhow!(
+                    "BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): `{v}` is not a number of bytes"
+                )
             })?,
             None => f.body_limit_bytes.unwrap_or(1024 * 1024),
         };
         if !(1024..=256 * 1024 * 1024).contains(&body_limit_bytes) {
-            bail!("BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): must be between 1024 and 268435456");
+            bail!(
+                "BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): must be between 1024 and 268435456"
+            );
         }
         let jwt_secret = pick("BULWARK_JWT_SECRET", f.jwt_secret);
         if let Some(s) = &jwt_secret
@@ -137,7 +197,9 @@ impl Config {
         let embedded_worker = match env("BULWARK_EMBEDDED_WORKER").as_deref() {
             Some("true" | "1") => true,
             Some("false" | "0") => false,
-            Some(other) => bail!("BULWARK_EMBEDDED_WORKER (embedded_worker): `{other}` is not true or false"),
+            Some(other) => {
+                bail!("BULWARK_EMBEDDED_WORKER (embedded_worker): `{other}` is not true or false")
+            }
             None => f.embedded_worker.unwrap_or(true),
         };
         Ok(Config {
@@ -179,8 +241,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)], file: Option<&str>) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let env = move |k: &str| map.get(k).cloned();
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("bulwark.toml");
@@ -194,7 +258,10 @@ mod tests {
     fn defaults_need_no_configuration() {
         let c = load(&[], None).expect("defaults");
         assert_eq!(c.data_dir, PathBuf::from("./bulwark-data"));
-        assert_eq!(c.database_url.expose(), "sqlite://./bulwark-data/bulwark.db");
+        assert_eq!(
+            c.database_url.expose(),
+            "sqlite://./bulwark-data/bulwark.db"
+        );
         assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
         assert_eq!(c.token_ttl_secs, 28800);
         assert!(c.embedded_worker);
@@ -213,19 +280,39 @@ mod tests {
 
     #[test]
     fn errors_name_the_setting() {
-        let cases: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+        let cases: &[Case] = &[
             (&[("BULWARK_LISTEN", "nope")], None, "BULWARK_LISTEN"),
             (&[("BULWARK_LOG_FORMAT", "xml")], None, "BULWARK_LOG_FORMAT"),
-            (&[("BULWARK_DATABASE_URL", "mysql://x")], None, "BULWARK_DATABASE_URL"),
-            (&[("BULWARK_TOKEN_TTL_SECS", "soon")], None, "BULWARK_TOKEN_TTL_SECS"),
-            (&[("BULWARK_JWT_SECRET", "short")], None, "BULWARK_JWT_SECRET"),
-            (&[("BULWARK_ADMIN_PASSWORD", "short")], None, "BULWARK_ADMIN_PASSWORD"),
+            (
+                &[("BULWARK_DATABASE_URL", "mysql://x")],
+                None,
+                "BULWARK_DATABASE_URL",
+            ),
+            (
+                &[("BULWARK_TOKEN_TTL_SECS", "soon")],
+                None,
+                "BULWARK_TOKEN_TTL_SECS",
+            ),
+            (
+                &[("BULWARK_JWT_SECRET", "short")],
+                None,
+                "BULWARK_JWT_SECRET",
+            ),
+            (
+                &[("BULWARK_ADMIN_PASSWORD", "short")],
+                None,
+                "BULWARK_ADMIN_PASSWORD",
+            ),
             (&[], Some("lisen = \"x\"\n"), "lisen"),
             (&[], Some("token_ttl_secs = \"x\"\n"), "token_ttl_secs"),
         ];
         for (vars, file, name) in cases {
-            let err = load(vars, *file).err().expect("must fail");
-            assert!(format!("{err:#}").contains(name), "{err:#} should name {name}");
+            let err = load(vars, *file).expect_err("must fail");
+            assert!(
+                format!("{err:#}").contains(name),
+                "{err:#} should name {name}"
+            );
         }
     }
 
@@ -233,8 +320,14 @@ mod tests {
     fn secrets_are_not_in_debug_output() {
         let c = load(
             &[
-                ("BULWARK_JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
-                ("BULWARK_DATABASE_URL", "postgres://bulwark:pa55word@db/bulwark"),
+                (
+                    "BULWARK_JWT_SECRET",
+                    "0123456789abcdef0123456789abcdef-secret",
+                ),
+                (
+                    "BULWARK_DATABASE_URL",
+                    "postgres://bulwark:pa55word@db/bulwark",
+                ),
             ],
             None,
         )
@@ -242,6 +335,9 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("0123456789abcdef"));
         assert!(!dbg.contains("pa55word"));
-        assert_eq!(c.database_url_redacted(), "postgres://bulwark:***@db/bulwark");
+        assert_eq!(
+            c.database_url_redacted(),
+            "postgres://bulwark:***@db/bulwark"
+        );
     }
 }

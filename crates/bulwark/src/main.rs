@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
-#[command(name = "bulwark", version, about = "Bulwark security operations platform")]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Bulwark security operations platform"
+)]
 struct Cli {
     /// Optional TOML configuration file (BULWARK_* environment variables override it).
     #[arg(long, global = true, env = "BULWARK_CONFIG")]
@@ -51,7 +55,11 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -66,7 +74,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("bulwark: cannot start the async runtime: {e}");
@@ -101,7 +112,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => {
             bootstrap::ensure_data_dir(&config)?;
             let backend = bulwark_store::migrate(config.database_url.expose()).await?;
-            println!("migrations applied ({backend:?}, {})", config.database_url_redacted());
+            println!(
+                "migrations applied ({backend:?}, {})",
+                config.database_url_redacted()
+            );
             Ok(())
         }
         Command::User(cmd) => {
@@ -134,7 +148,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("log_level        = {}", config.log_level);
             println!("token_ttl_secs   = {}", config.token_ttl_secs);
             println!("body_limit_bytes = {}", config.body_limit_bytes);
-            println!("jwt_secret       = {}", if config.jwt_secret.is_some() { "[set]" } else { "[key file in data_dir]" });
+            println!(
+                "jwt_secret       = {}",
+                if config.jwt_secret.is_some() {
+                    "[set]"
+                } else {
+                    "[key file in data_dir]"
+                }
+            );
             println!("embedded_worker  = {}", config.embedded_worker);
             Ok(())
         }

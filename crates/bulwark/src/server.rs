@@ -12,24 +12,33 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal that arrives during start-up is not lost (and does
+/// not kill the process with the default action).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! { _ = wait(term) => {}, _ = wait(int) => {} }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; finishing in-flight work");
+    }
 }
 
 /// Opens the store, bootstraps, and serves until `shutdown` resolves. In-flight requests finish
@@ -42,12 +51,16 @@ pub async fn serve(
     bootstrap::ensure_data_dir(&config)?;
     let jwt = bootstrap::jwt_secret(&config)?;
     let store = bulwark_store::open(config.database_url.expose()).await?;
-    bootstrap::ensure_initial_accounts(&store, &config).await?;
+    let platform = bootstrap::ensure_initial_accounts(&store, &config).await?;
 
-    let mut api_config = ApiConfig::new(jwt.expose().clone());
+    let mut api_config = ApiConfig::new(jwt.expose().clone(), platform.id);
     api_config.token_ttl = Duration::from_secs(config.token_ttl_secs);
     api_config.body_limit = config.body_limit_bytes;
-    let state = State::new(store.clone(), api_config, bulwark_api::http_metrics::prometheus());
+    let state = State::new(
+        store.clone(),
+        api_config,
+        bulwark_api::http_metrics::prometheus(),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(flush_key_usage(state.clone(), stop_rx.clone()));
@@ -89,9 +102,10 @@ async fn flush_key_usage(state: State, mut stop: watch::Receiver<bool>) {
 pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let store: Store = bulwark_store::open(config.database_url.expose()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let shutdown = shutdown_signal();
     let handle = tokio::spawn(crate::worker::run(store.clone(), stop_rx));
     println!("bulwark: worker started");
-    shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     let _ = handle.await;
     store.close().await;

@@ -113,13 +113,18 @@ impl PermissionSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.iter().copied().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(move |p| self.contains(*p))
     }
 }
 
 impl fmt::Debug for PermissionSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(|p| p.as_str())).finish()
+        f.debug_set()
+            .entries(self.iter().map(|p| p.as_str()))
+            .finish()
     }
 }
 
@@ -310,12 +315,12 @@ impl Caller {
     }
 
     /// The tenant a new record goes to: the requested one if it is in scope, else the home
-    /// tenant. `Err(())` means the requested tenant is not visible to the caller.
-    pub fn target_tenant(&self, requested: Option<TenantId>) -> Result<TenantId, ()> {
+    /// tenant. `None` means the requested tenant is not visible to the caller.
+    pub fn target_tenant(&self, requested: Option<TenantId>) -> Option<TenantId> {
         match requested {
-            None => Ok(self.home_tenant),
-            Some(t) if self.scope.allows(t) => Ok(t),
-            Some(_) => Err(()),
+            None => Some(self.home_tenant),
+            Some(t) if self.scope.allows(t) => Some(t),
+            Some(_) => None,
         }
     }
 
@@ -380,8 +385,15 @@ mod tests {
     #[test]
     fn ingest_scope_grants_only_ingest() {
         let s = ApiKeyScope::WebhooksIngest.permissions();
-        assert_eq!(s.iter().collect::<Vec<_>>(), vec![Permission::WebhooksIngest]);
-        assert!(!ApiKeyScope::Write.permissions().contains(Permission::AnalystsManage));
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            vec![Permission::WebhooksIngest]
+        );
+        assert!(
+            !ApiKeyScope::Write
+                .permissions()
+                .contains(Permission::AnalystsManage)
+        );
     }
 
     #[test]

@@ -46,7 +46,11 @@ pub struct NewApiKey {
 pub fn generate_api_key() -> NewApiKey {
     let prefix_bytes = random_bytes::<PREFIX_BODY_LEN>();
     let mut prefix = String::from(API_KEY_MARKER);
-    prefix.extend(prefix_bytes.iter().map(|b| BASE32[(*b as usize) % 32] as char));
+    prefix.extend(
+        prefix_bytes
+            .iter()
+            .map(|b| BASE32[(*b as usize) % 32] as char),
+    );
     let secret_part = URL_SAFE_NO_PAD.encode(random_bytes::<SECRET_BYTES>());
     let secret = format!("{prefix}_{secret_part}");
     let digest = api_key_digest(&secret);
@@ -140,7 +144,10 @@ mod tests {
     fn key_carries_at_least_32_random_bytes() {
         let k = generate_api_key();
         let secret = &k.secret[k.prefix.len() + 1..];
-        assert_eq!(URL_SAFE_NO_PAD.decode(secret).map(|b| b.len()).ok(), Some(32));
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(secret).map(|b| b.len()).ok(),
+            Some(32)
+        );
         assert_ne!(generate_api_key().secret, k.secret);
     }
 

@@ -37,7 +37,12 @@ impl Analyst {
     /// Every tenant this analyst may see (admins see all; see [`crate::Scope`]).
     pub fn visible_tenants(&self) -> Vec<TenantId> {
         let mut v = vec![self.tenant_id];
-        v.extend(self.tenant_ids.iter().copied().filter(|t| *t != self.tenant_id));
+        v.extend(
+            self.tenant_ids
+                .iter()
+                .copied()
+                .filter(|t| *t != self.tenant_id),
+        );
         v
     }
 }

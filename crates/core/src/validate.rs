@@ -92,7 +92,10 @@ pub fn name(field: &'static str, raw: &str, max: usize) -> Result<String, FieldE
         ));
     }
     if v.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(v.to_string())
 }
@@ -103,7 +106,10 @@ mod tests {
 
     #[test]
     fn usernames_are_lowercased_and_restricted() {
-        assert_eq!(username("u", " Alice.B@Corp ").as_deref(), Ok("alice.b@corp"));
+        assert_eq!(
+            username("u", " Alice.B@Corp ").as_deref(),
+            Ok("alice.b@corp")
+        );
         assert_eq!(username("u", "").map_err(|e| e.field), Err("u"));
         assert!(username("u", "a b").is_err());
         assert!(username("u", &"a".repeat(65)).is_err());

@@ -356,18 +356,25 @@ macro_rules! impl_foundation {
                 let current_role = $crate::parse_role(&row.role)?;
                 let new_role = patch.role.unwrap_or(current_role);
                 let new_active = patch.is_active.unwrap_or(row.is_active);
+                // Only platform admins (home tenant `default`) hold the platform together;
+                // the last active one can be neither demoted nor disabled.
                 let loses_admin = current_role == Role::Admin
                     && row.is_active
                     && (new_role != Role::Admin || !new_active);
                 if loses_admin {
-                    let (others,): (i64,) = sqlx::query_as(
-                        "SELECT COUNT(*) FROM analysts WHERE role = 'admin' AND is_active = $1 AND id <> $2",
+                    let (others, is_platform): (i64, bool) = sqlx::query_as(
+                        "SELECT \
+                           (SELECT COUNT(*) FROM analysts WHERE role = 'admin' AND is_active = $1 \
+                              AND id <> $2 AND tenant_id = (SELECT id FROM tenants WHERE slug = $3)), \
+                           EXISTS (SELECT 1 FROM tenants WHERE id = $4 AND slug = $3)",
                     )
                     .bind(true)
                     .bind(id.0)
+                    .bind(bulwark_core::model::DEFAULT_TENANT_SLUG)
+                    .bind(row.tenant_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                    if others == 0 {
+                    if is_platform && others == 0 {
                         return Err(StoreError::LastAdmin);
                     }
                 }

@@ -33,7 +33,7 @@ pub enum StoreError {
     NotFound,
     #[error("{field} already exists")]
     Conflict { field: &'static str },
-    #[error("the last active admin cannot be demoted or disabled")]
+    #[error("the last active platform admin cannot be demoted or disabled")]
     LastAdmin,
     #[error("{field}: {message}")]
     Invalid {

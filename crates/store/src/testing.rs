@@ -18,6 +18,34 @@ pub struct TestDb {
     pub store: Store,
     pub url: String,
     _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: (server URL, database name) to drop when the test ends.
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&base).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// The backend the test suite was asked to run on.
@@ -45,6 +73,7 @@ async fn fresh_sqlite() -> TestDb {
         store,
         url,
         _dir: Some(dir),
+        pg: None,
     }
 }
 
@@ -70,9 +99,11 @@ async fn admin_conn(url: &str) -> PgConnection {
 async fn template(base: &str) -> StoreResult<String> {
     let name = format!("{TEST_DB_PREFIX}tpl_{}", std::process::id());
     let mut admin = admin_conn(base).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
-        .execute(&mut admin)
-        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut admin)
+    .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await?;
@@ -97,7 +128,10 @@ async fn fresh_postgres(base: &str) -> TestDb {
     let mut attempt = 0;
     loop {
         let sql = format!("CREATE DATABASE {name} TEMPLATE {tpl}");
-        match sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await {
+        match sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => break,
             Err(e) if attempt < 50 => {
                 attempt += 1;
@@ -113,5 +147,6 @@ async fn fresh_postgres(base: &str) -> TestDb {
         store,
         url,
         _dir: None,
+        pg: Some((base.to_string(), name)),
     }
 }

@@ -52,7 +52,10 @@ pub struct ApiKeyCreated {
 /// API keys visible to the caller (never the secrets).
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
     responses((status = 200, body = [ApiKey]), (status = 403, body = Problem)))]
-pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<Vec<ApiKey>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<axum::Json<Vec<ApiKey>>> {
     Ok(axum::Json(state.store.list_api_keys(&caller.scope).await?))
 }
 
@@ -62,7 +65,9 @@ fn expiry(req: &CreateApiKeyRequest, now: DateTime<Utc>) -> ApiResult<Option<Dat
             "expires_in_days",
             "give either expires_at or expires_in_days, not both",
         )),
-        (Some(at), None) if at <= now => Err(ApiError::field("expires_at", "must be in the future")),
+        (Some(at), None) if at <= now => {
+            Err(ApiError::field("expires_at", "must be in the future"))
+        }
         (Some(at), None) => Ok(Some(at)),
         (None, Some(d)) if !(1..=3650).contains(&d) => {
             Err(ApiError::field("expires_in_days", "must be 1 to 3650"))
@@ -94,14 +99,17 @@ pub async fn create(
     {
         return Err(ApiError::field(
             "source",
-            format!("unknown source; expected one of {}", WEBHOOK_SOURCES.join(", ")),
+            format!(
+                "unknown source; expected one of {}",
+                WEBHOOK_SOURCES.join(", ")
+            ),
         ));
     }
     let now = bulwark_core::time::now();
     let expires_at = expiry(&req, now)?;
     let tenant_id = caller
         .target_tenant(req.tenant_id)
-        .map_err(|_| ApiError::field("tenant_id", "unknown tenant"))?;
+        .ok_or_else(|| ApiError::field("tenant_id", "unknown tenant"))?;
     let generated = generate_api_key();
     let api_key = state
         .store

@@ -7,7 +7,9 @@ use crate::extract::{Json, OptionalJson, PathId};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bulwark_core::credentials::{dummy_password_hash, generate_password, hash_password, verify_password};
+use bulwark_core::credentials::{
+    dummy_password_hash, generate_password, hash_password, verify_password,
+};
 use bulwark_core::model::Analyst;
 use bulwark_core::{AnalystId, Role, Scope, TenantId, validate};
 use bulwark_store::{AnalystPatch, ChangeCtx, NewAnalyst};
@@ -86,7 +88,13 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
     // Throttle by the normalized name whether or not it exists (no username oracle).
-    let key: String = req.username.trim().to_lowercase().chars().take(128).collect();
+    let key: String = req
+        .username
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(128)
+        .collect();
     if let Err(wait) = state.throttle.check(&key, Instant::now()) {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait.as_secs().max(1),
@@ -114,7 +122,11 @@ pub async fn login(
         .store
         .record_login(creds.analyst.id, bulwark_core::time::now())
         .await?;
-    Ok(axum::Json(token_response(&state, &creds.analyst, creds.token_version)?))
+    Ok(axum::Json(token_response(
+        &state,
+        &creds.analyst,
+        creds.token_version,
+    )?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -130,8 +142,13 @@ pub struct MeResponse {
 /// The logged-in analyst, with permissions.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
-pub async fn me(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<MeResponse>> {
-    let id = caller.analyst_id().ok_or(ApiError::Unauthorized("analyst session required"))?;
+pub async fn me(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<axum::Json<MeResponse>> {
+    let id = caller
+        .analyst_id()
+        .ok_or(ApiError::Unauthorized("analyst session required"))?;
     let analyst = state.store.get_analyst(&Scope::AllTenants, id).await?;
     Ok(axum::Json(MeResponse {
         all_tenants: caller.scope == Scope::AllTenants,
@@ -157,7 +174,9 @@ pub async fn change_password(
     RequestId(rid): RequestId,
     Json(req): Json<ChangePasswordRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
-    let id = caller.analyst_id().ok_or(ApiError::Unauthorized("analyst session required"))?;
+    let id = caller
+        .analyst_id()
+        .ok_or(ApiError::Unauthorized("analyst session required"))?;
     let creds = state
         .store
         .credentials_by_id(id)
@@ -169,13 +188,20 @@ pub async fn change_password(
     validate::password("new_password", &req.new_password)?;
     let new_hash = hash(req.new_password).await?;
     let ctx = ChangeCtx::from_caller(&caller, rid);
-    state.store.set_password(&ctx, &Scope::AllTenants, id, new_hash).await?;
+    state
+        .store
+        .set_password(&ctx, &Scope::AllTenants, id, new_hash)
+        .await?;
     let fresh = state
         .store
         .credentials_by_id(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(token_response(&state, &fresh.analyst, fresh.token_version)?))
+    Ok(axum::Json(token_response(
+        &state,
+        &fresh.analyst,
+        fresh.token_version,
+    )?))
 }
 
 /// Analysts visible to the caller.
@@ -235,7 +261,7 @@ pub async fn create_analyst(
     };
     let tenant_id = caller
         .target_tenant(req.tenant_id)
-        .map_err(|_| ApiError::field("tenant_id", "unknown tenant"))?;
+        .ok_or_else(|| ApiError::field("tenant_id", "unknown tenant"))?;
     check_tenants_visible(&caller.scope, &req.tenant_ids)?;
     let (password, generated) = match req.password {
         Some(p) => {
@@ -350,11 +376,19 @@ pub async fn reset_password(
         None => (generate_password(), true),
     };
     // Resolve first so an unknown id is a 404 before any hashing work.
-    state.store.get_analyst(&caller.scope, AnalystId(id)).await?;
+    state
+        .store
+        .get_analyst(&caller.scope, AnalystId(id))
+        .await?;
     let h = hash(password.clone()).await?;
     state
         .store
-        .set_password(&ChangeCtx::from_caller(&caller, rid), &caller.scope, AnalystId(id), h)
+        .set_password(
+            &ChangeCtx::from_caller(&caller, rid),
+            &caller.scope,
+            AnalystId(id),
+            h,
+        )
         .await?;
     Ok(axum::Json(ResetPasswordResponse {
         password: generated.then_some(password),

@@ -36,28 +36,86 @@ pub fn routes() -> Vec<Route> {
         r(Method::GET, "/healthz", Public, get(ops::healthz)),
         r(Method::GET, "/readyz", Public, get(ops::readyz)),
         r(Method::GET, "/metrics", Public, get(ops::metrics)),
-        r(Method::POST, "/api/v1/auth/login", Public, post(auth::login)),
+        r(
+            Method::POST,
+            "/api/v1/auth/login",
+            Public,
+            post(auth::login),
+        ),
         r(Method::GET, "/api/v1/auth/me", AnyAnalyst, get(auth::me)),
-        r(Method::POST, "/api/v1/auth/change-password", AnyAnalyst, post(auth::change_password)),
-        r(Method::GET, "/api/v1/auth/analysts", Perm(P::AnalystsManage), get(auth::list_analysts)),
-        r(Method::POST, "/api/v1/auth/analysts", Perm(P::AnalystsManage), post(auth::create_analyst)),
-        r(Method::PATCH, "/api/v1/auth/analysts/{id}", Perm(P::AnalystsManage), patch(auth::update_analyst)),
+        r(
+            Method::POST,
+            "/api/v1/auth/change-password",
+            AnyAnalyst,
+            post(auth::change_password),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/auth/analysts",
+            Perm(P::AnalystsManage),
+            get(auth::list_analysts),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/auth/analysts",
+            Perm(P::AnalystsManage),
+            post(auth::create_analyst),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/auth/analysts/{id}",
+            Perm(P::AnalystsManage),
+            patch(auth::update_analyst),
+        ),
         r(
             Method::POST,
             "/api/v1/auth/analysts/{id}/reset-password",
             Perm(P::AnalystsManage),
             post(auth::reset_password),
         ),
-        r(Method::GET, "/api/v1/api-keys", Perm(P::ApiKeysManage), get(api_keys::list)),
-        r(Method::POST, "/api/v1/api-keys", Perm(P::ApiKeysManage), post(api_keys::create)),
-        r(Method::DELETE, "/api/v1/api-keys/{id}", Perm(P::ApiKeysManage), delete(api_keys::revoke)),
-        r(Method::GET, "/api/v1/tenants", Perm(P::TenantsManage), get(tenants::list)),
-        r(Method::POST, "/api/v1/tenants", Perm(P::TenantsManage), post(tenants::create)),
-        r(Method::GET, "/api/v1/tenants/{id}", Perm(P::TenantsManage), get(tenants::get)),
+        r(
+            Method::GET,
+            "/api/v1/api-keys",
+            Perm(P::ApiKeysManage),
+            get(api_keys::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/api-keys",
+            Perm(P::ApiKeysManage),
+            post(api_keys::create),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/api-keys/{id}",
+            Perm(P::ApiKeysManage),
+            delete(api_keys::revoke),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/tenants",
+            Perm(P::TenantsManage),
+            get(tenants::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/tenants",
+            Perm(P::TenantsManage),
+            post(tenants::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{id}",
+            Perm(P::TenantsManage),
+            get(tenants::get),
+        ),
     ]
 }
 
 /// The table without handlers, for tests and docs.
 pub fn route_table() -> Vec<(Method, &'static str, Access)> {
-    routes().into_iter().map(|r| (r.method, r.path, r.access)).collect()
+    routes()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect()
 }

@@ -28,7 +28,9 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
         Ok(()) => Ok(axum::Json(HealthStatus { status: "ready" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::Unavailable("the database is not reachable".into()))
+            Err(ApiError::Unavailable(
+                "the database is not reachable".into(),
+            ))
         }
     }
 }
@@ -37,6 +39,10 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -1,7 +1,7 @@
 //! Tenants (MSSP customers).
 
 use crate::auth::{Auth, RequestId};
-use crate::error::{ApiResult, Problem};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId};
 use crate::state::AppState;
 use axum::extract::State;
@@ -23,7 +23,10 @@ pub struct CreateTenantRequest {
 /// Tenants visible to the caller.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
     responses((status = 200, body = [Tenant]), (status = 403, body = Problem)))]
-pub async fn list(State(state): State<AppState>, Auth(caller): Auth) -> ApiResult<axum::Json<Vec<Tenant>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+) -> ApiResult<axum::Json<Vec<Tenant>>> {
     Ok(axum::Json(state.store.list_tenants(&caller.scope).await?))
 }
 
@@ -36,10 +39,12 @@ pub async fn get(
     Auth(caller): Auth,
     PathId(id): PathId,
 ) -> ApiResult<axum::Json<Tenant>> {
-    Ok(axum::Json(state.store.get_tenant(&caller.scope, TenantId(id)).await?))
+    Ok(axum::Json(
+        state.store.get_tenant(&caller.scope, TenantId(id)).await?,
+    ))
 }
 
-/// Create a tenant.
+/// Create a tenant (platform admins only).
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", security(("bearer" = [])),
     request_body = CreateTenantRequest,
     responses((status = 201, body = Tenant), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -49,11 +54,19 @@ pub async fn create(
     RequestId(rid): RequestId,
     Json(req): Json<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
+    if caller.scope != bulwark_core::Scope::AllTenants {
+        return Err(ApiError::Forbidden(
+            "only platform administrators can create tenants".into(),
+        ));
+    }
     let slug = validate::slug("slug", &req.slug)?;
     let name = validate::name("name", &req.name, 200)?;
     let t = state
         .store
-        .create_tenant(&ChangeCtx::from_caller(&caller, rid), NewTenant { slug, name })
+        .create_tenant(
+            &ChangeCtx::from_caller(&caller, rid),
+            NewTenant { slug, name },
+        )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(t)))
 }

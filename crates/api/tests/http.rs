@@ -1,0 +1,1056 @@
+//! The HTTP API in-process: the real router over a real store (SQLite, or PostgreSQL when
+//! `BULWARK_TEST_DATABASE_URL` says so).
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use bulwark_api::auth::Access;
+use bulwark_api::routes::route_table;
+use bulwark_api::{ApiConfig, State};
+use bulwark_core::credentials::hash_password;
+use bulwark_core::model::Analyst;
+use bulwark_core::{ApiKeyScope, Role, Scope, TenantId};
+use bulwark_store::testing::{TestDb, fresh};
+use bulwark_store::{ChangeCtx, NewAnalyst, NewTenant, Store};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::OnceLock;
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn password_hash() -> String {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password(PASSWORD).expect("hash"))
+        .clone()
+}
+
+struct TestApp {
+    router: Router,
+    state: State,
+    store: Store,
+    platform: TenantId,
+    admin: Analyst,
+    admin_token: String,
+    _db: TestDb,
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl TestApp {
+    async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    async fn with_config(tweak: impl FnOnce(&mut ApiConfig)) -> Self {
+        let db = fresh().await;
+        let store = db.store.clone();
+        let platform = store
+            .create_tenant(
+                &ChangeCtx::system("test"),
+                NewTenant {
+                    slug: "default".into(),
+                    name: "Default".into(),
+                },
+            )
+            .await
+            .expect("tenant")
+            .id;
+        let mut config = ApiConfig::new(b"test-secret-test-secret-test-secret!".to_vec(), platform);
+        tweak(&mut config);
+        let state = State::new(
+            store.clone(),
+            config,
+            bulwark_api::http_metrics::prometheus(),
+        );
+        let router = bulwark_api::router(state.clone());
+        let mut app = TestApp {
+            router,
+            state,
+            store,
+            platform,
+            admin_token: String::new(),
+            admin: dummy_analyst(),
+            _db: db,
+        };
+        let (admin, token) = app.user("admin", Role::Admin, platform).await;
+        app.admin = admin;
+        app.admin_token = token;
+        app
+    }
+
+    async fn tenant(&self, slug: &str) -> TenantId {
+        self.store
+            .create_tenant(
+                &ChangeCtx::system("test"),
+                NewTenant {
+                    slug: slug.into(),
+                    name: slug.into(),
+                },
+            )
+            .await
+            .expect("tenant")
+            .id
+    }
+
+    /// Creates an analyst and returns it with a valid token.
+    async fn user(&self, name: &str, role: Role, tenant: TenantId) -> (Analyst, String) {
+        let a = self
+            .store
+            .create_analyst(
+                &ChangeCtx::system("test"),
+                NewAnalyst {
+                    tenant_id: tenant,
+                    username: name.into(),
+                    display_name: name.into(),
+                    password_hash: password_hash(),
+                    role,
+                    tenant_ids: vec![],
+                },
+            )
+            .await
+            .expect("analyst");
+        let token = self.state.tokens.issue(a.id, 0).expect("token");
+        (a, token)
+    }
+
+    async fn key(&self, scopes: &[&str], tenant: TenantId) -> (String, String) {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(&self.admin_token),
+                Some(json!({"name": "k", "scopes": scopes, "tenant_id": tenant})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["key"].as_str().expect("key").to_string(),
+            r.body["api_key"]["id"].as_str().expect("id").to_string(),
+        )
+    }
+
+    async fn raw(&self, req: Request<Body>) -> Resp {
+        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "500: {body}");
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string())),
+            None => b.body(Body::empty()),
+        }
+        .expect("request");
+        self.raw(req).await
+    }
+}
+
+fn dummy_analyst() -> Analyst {
+    Analyst {
+        id: Default::default(),
+        username: String::new(),
+        display_name: String::new(),
+        role: Role::Viewer,
+        tenant_id: Default::default(),
+        tenant_ids: vec![],
+        is_active: true,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        last_login_at: None,
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+}
+
+fn body_for(method: &Method) -> Option<Value> {
+    matches!(*method, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}))
+}
+
+fn assert_problem(r: &Resp, status: StatusCode) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(
+        r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    assert_eq!(r.body["status"].as_u64(), Some(u64::from(status.as_u16())));
+    assert!(
+        r.body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:bulwark:problem:"))
+    );
+    assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+}
+
+#[tokio::test]
+async fn every_route_denies_without_credentials_and_without_permission() {
+    let app = TestApp::new().await;
+    let mut tokens = vec![];
+    for role in Role::ALL {
+        let (_, t) = app
+            .user(&format!("u-{}", role.as_str()), *role, app.platform)
+            .await;
+        tokens.push((*role, t));
+    }
+    let (ingest_key, _) = app.key(&["webhooks:ingest"], app.platform).await;
+    let mut checked = 0;
+    for (method, path, access) in route_table() {
+        let url = concrete(path);
+        let anon = app
+            .call(method.clone(), &url, None, body_for(&method))
+            .await;
+        if access == Access::Public {
+            assert_ne!(
+                anon.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} is public"
+            );
+            continue;
+        }
+        assert_problem(&anon, StatusCode::UNAUTHORIZED);
+        assert!(
+            anon.headers.contains_key("www-authenticate"),
+            "{method} {path}"
+        );
+        let bad = app
+            .call(method.clone(), &url, Some("not-a-token"), body_for(&method))
+            .await;
+        assert_problem(&bad, StatusCode::UNAUTHORIZED);
+
+        // An ingest-only key holds no permission any of these routes need.
+        let k = app
+            .call(method.clone(), &url, Some(&ingest_key), body_for(&method))
+            .await;
+        assert_problem(&k, StatusCode::FORBIDDEN);
+
+        for (role, token) in &tokens {
+            let allowed = match access {
+                Access::Perm(p) => role.permissions().contains(p),
+                Access::AnyAnalyst => true,
+                Access::Public => true,
+            };
+            let r = app
+                .call(method.clone(), &url, Some(token), body_for(&method))
+                .await;
+            if allowed {
+                assert!(
+                    r.status != StatusCode::UNAUTHORIZED && r.status != StatusCode::FORBIDDEN,
+                    "{role} should reach {method} {path}, got {} {}",
+                    r.status,
+                    r.body
+                );
+            } else {
+                assert_problem(&r, StatusCode::FORBIDDEN);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 12, "the walk covered {checked} protected routes");
+}
+
+#[tokio::test]
+async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
+    let app = TestApp::new().await;
+    let a = app.tenant("tenant-a").await;
+    let b = app.tenant("tenant-b").await;
+    // A tenant admin: full permissions, but only in tenant A.
+    let (_, a_admin) = app.user("a-admin", Role::Admin, a).await;
+    let (b_user, _) = app.user("b-secret-user", Role::Analyst, b).await;
+    let (_, b_key) = app.key(&["read"], b).await;
+    let (a_user, _) = app.user("a-user", Role::Analyst, a).await;
+    let (_, a_key) = app.key(&["read"], a).await;
+
+    let fixtures = |path: &str, victim: bool| -> Option<String> {
+        let analyst = if victim {
+            b_user.id.to_string()
+        } else {
+            a_user.id.to_string()
+        };
+        let key = if victim { b_key.clone() } else { a_key.clone() };
+        let tenant = if victim { b.to_string() } else { a.to_string() };
+        match path {
+            "/api/v1/auth/analysts/{id}" | "/api/v1/auth/analysts/{id}/reset-password" => {
+                Some(analyst)
+            }
+            "/api/v1/api-keys/{id}" => Some(key),
+            "/api/v1/tenants/{id}" => Some(tenant),
+            _ => None,
+        }
+    };
+    let mut covered = 0;
+    for (method, path, _) in route_table() {
+        if !path.contains("{id}") {
+            continue;
+        }
+        let victim = fixtures(path, true)
+            .unwrap_or_else(|| panic!("add a cross-tenant fixture for {method} {path}"));
+        let body = match path {
+            "/api/v1/auth/analysts/{id}" => Some(json!({"display_name": "pwned", "role": "admin"})),
+            "/api/v1/auth/analysts/{id}/reset-password" => {
+                Some(json!({"new_password": "attacker-chosen-pw"}))
+            }
+            _ => None,
+        };
+        let url = path.replace("{id}", &victim);
+        let r = app
+            .call(method.clone(), &url, Some(&a_admin), body.clone())
+            .await;
+        assert_problem(&r, StatusCode::NOT_FOUND);
+        assert!(
+            !r.body.to_string().contains("b-secret-user"),
+            "no data leaks: {}",
+            r.body
+        );
+
+        // The same call on the tenant admin's own tenant works, so the 404 above is scoping.
+        let own = path.replace("{id}", &fixtures(path, false).expect("fixture"));
+        let r = app.call(method.clone(), &own, Some(&a_admin), body).await;
+        assert!(
+            r.status.is_success(),
+            "{method} {own}: {} {}",
+            r.status,
+            r.body
+        );
+        covered += 1;
+    }
+    assert_eq!(covered, 4);
+
+    // Nothing of tenant B changed.
+    let b_after = app
+        .store
+        .get_analyst(&Scope::AllTenants, b_user.id)
+        .await
+        .expect("b user");
+    assert_eq!(b_after.display_name, "b-secret-user");
+    assert_eq!(b_after.role, Role::Analyst);
+    // Lists only show the caller's tenant.
+    let list = app
+        .call(Method::GET, "/api/v1/auth/analysts", Some(&a_admin), None)
+        .await;
+    let names: Vec<_> = list
+        .body
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x["username"].clone())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.as_str().is_some_and(|n| n.starts_with("a-"))),
+        "{names:?}"
+    );
+    let keys = app
+        .call(Method::GET, "/api/v1/api-keys", Some(&a_admin), None)
+        .await;
+    assert!(
+        keys.body
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|k| k["tenant_id"] == json!(a))
+    );
+    // A tenant admin cannot create tenants, nor grant or target tenants outside their scope.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(&a_admin),
+            Some(json!({"slug": "evil", "name": "x"})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/analysts",
+            Some(&a_admin),
+            Some(json!({"username": "sneaky", "role": "analyst", "tenant_ids": [b]})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "tenant_ids");
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&a_admin),
+            Some(json!({"name": "x", "scopes": ["read"], "tenant_id": b})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "tenant_id");
+}
+
+#[tokio::test]
+async fn login_issues_a_token_and_does_not_reveal_usernames() {
+    let app = TestApp::new().await;
+    let ok = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ADMIN", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.body["token_type"], "bearer");
+    assert_eq!(ok.body["expires_in"], 8 * 3600);
+    assert_eq!(ok.body["analyst"]["username"], "admin");
+    assert_eq!(ok.body["analyst"]["role"], "admin");
+    assert_eq!(ok.body["analyst"]["tenant_id"], json!(app.platform));
+    let token = ok.body["access_token"].as_str().expect("token");
+    let me = app
+        .call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["username"], "admin");
+    assert_eq!(me.body["all_tenants"], true);
+    assert!(me.body["last_login_at"].is_string());
+    assert!(
+        me.body["permissions"]
+            .as_array()
+            .expect("perms")
+            .contains(&json!("tenants:manage"))
+    );
+    assert!(me.body.get("password_hash").is_none());
+
+    let wrong = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin", "password": "nope-nope-nope"})),
+        )
+        .await;
+    let unknown = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ghost", "password": "nope-nope-nope"})),
+        )
+        .await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body, unknown.body,
+        "same answer for a wrong password and an unknown user"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_throttled_with_retry_after() {
+    let app = TestApp::new().await;
+    for _ in 0..5 {
+        let r = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "admin", "password": "guess-guess-guess"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // Even the right password is refused while locked out.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "admin", "password": PASSWORD})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = r.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=30).contains(&retry), "{retry}");
+    // Unknown usernames are throttled the same way.
+    for _ in 0..5 {
+        app.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ghost", "password": "guess-guess-guess"})),
+        )
+        .await;
+    }
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ghost", "password": "guess-guess-guess"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn tokens_die_when_the_user_is_disabled_or_the_password_changes() {
+    let app = TestApp::new().await;
+    let (al, token) = app.user("al", Role::Analyst, app.platform).await;
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/auth/me", Some(&token), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Own password change: old token dies, the returned one works.
+    let r = app
+        .call(Method::POST, "/api/v1/auth/change-password", Some(&token),
+              Some(json!({"current_password": "wrong-wrong-wrong", "new_password": "a brand new password"})))
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "current_password");
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/change-password",
+            Some(&token),
+            Some(json!({"current_password": PASSWORD, "new_password": "short"})),
+        )
+        .await;
+    assert_eq!(r.body["field"], "new_password");
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/change-password",
+            Some(&token),
+            Some(json!({"current_password": PASSWORD, "new_password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let fresh_token = r.body["access_token"].as_str().expect("token").to_string();
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&token), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_eq!(
+        app.call(Method::GET, "/api/v1/auth/me", Some(&fresh_token), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "al", "password": "a brand new password"})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+
+    // Admin reset: sessions end, the generated password works.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/auth/analysts/{}/reset-password", al.id),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let generated = r.body["password"].as_str().expect("generated").to_string();
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&fresh_token), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "al", "password": generated})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let token = login.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    // Disable: the token dies at once and login is refused with the usual answer.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/auth/analysts/{}", al.id),
+            Some(&app.admin_token),
+            Some(json!({"is_active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["is_active"], false);
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&token), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "al", "password": generated})),
+        )
+        .await;
+    assert_problem(&login, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expired_and_tampered_tokens_are_rejected() {
+    let app = TestApp::new().await;
+    let other = bulwark_api::auth::TokenIssuer::new(
+        b"another-secret-another-secret-!!",
+        std::time::Duration::from_secs(60),
+    );
+    let forged = other.issue(app.admin.id, 0).expect("token");
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&forged), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let mut tampered = app.admin_token.clone();
+    tampered.insert(tampered.len() / 2, 'x');
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&tampered), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+    let alg_none = format!(
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+        app.admin_token.split('.').nth(1).expect("payload")
+    );
+    assert_problem(
+        &app.call(Method::GET, "/api/v1/auth/me", Some(&alg_none), None)
+            .await,
+        StatusCode::UNAUTHORIZED,
+    );
+}
+
+#[tokio::test]
+async fn api_keys_authenticate_until_revoked_and_store_only_a_digest() {
+    let app = TestApp::new().await;
+    let (key, id) = app.key(&["write"], app.platform).await;
+    assert!(key.starts_with("bwk_") && key.len() >= 4 + 8 + 1 + 43);
+    // X-API-Key and Bearer both work; a write key is not an analyst and cannot administer.
+    let req = Request::builder()
+        .uri("/api/v1/auth/me")
+        .header("x-api-key", &key)
+        .body(Body::empty())
+        .expect("req");
+    assert_problem(&app.raw(req).await, StatusCode::FORBIDDEN);
+    let r = app
+        .call(Method::GET, "/api/v1/tenants", Some(&key), None)
+        .await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+    let mut wrong = key.clone();
+    wrong.replace_range(key.len() - 3.., "AAA");
+    let r = app
+        .call(Method::GET, "/api/v1/auth/me", Some(&wrong), None)
+        .await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED);
+
+    let listed = app
+        .call(
+            Method::GET,
+            "/api/v1/api-keys",
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    let text = listed.body.to_string();
+    assert!(text.contains(&key[..12]), "prefix listed");
+    assert!(!text.contains(&key[13..]), "secret never listed");
+    let stored = app
+        .store
+        .api_key_by_prefix(&key[..12])
+        .await
+        .expect("lookup")
+        .expect("some");
+    assert_eq!(
+        stored.digest,
+        bulwark_core::credentials::api_key_digest(&key).to_vec()
+    );
+
+    // last_used_at is recorded in memory and flushed in a batch.
+    assert!(stored.key.last_used_at.is_none());
+    app.state.key_usage.flush(&app.store).await;
+    let stored = app
+        .store
+        .api_key_by_prefix(&key[..12])
+        .await
+        .expect("lookup")
+        .expect("some");
+    assert!(stored.key.last_used_at.is_some());
+
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["revoked_at"].is_string());
+    let r = app
+        .call(Method::GET, "/api/v1/tenants", Some(&key), None)
+        .await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn api_key_expiry_and_validation() {
+    let app = TestApp::new().await;
+    let t = Some(app.admin_token.as_str());
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    for (body, field) in [
+        (json!({"name": "x", "scopes": []}), "scopes"),
+        (json!({"name": "x", "scopes": ["admin"]}), "scopes[0]"),
+        (json!({"name": "", "scopes": ["read"]}), "name"),
+        (
+            json!({"name": "x", "scopes": ["read"], "source": "splunkish"}),
+            "source",
+        ),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_at": past}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "scopes": ["read"], "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "x", "scopes": ["read"], "tenant_id": "not-a-uuid"}),
+            "tenant_id",
+        ),
+    ] {
+        let r = app
+            .call(Method::POST, "/api/v1/api-keys", t, Some(body.clone()))
+            .await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.body["field"], field, "{body}");
+    }
+    // A key that expired stops working.
+    let k = bulwark_core::credentials::generate_api_key();
+    app.store
+        .create_api_key(
+            &ChangeCtx::system("test"),
+            bulwark_store::NewApiKey {
+                tenant_id: app.platform,
+                name: "old".into(),
+                prefix: k.prefix.clone(),
+                digest: k.digest.to_vec(),
+                scopes: vec![ApiKeyScope::Read],
+                source: None,
+                expires_at: Some(bulwark_core::time::now() - chrono::Duration::seconds(1)),
+                created_by: None,
+            },
+        )
+        .await
+        .expect("key");
+    let r = app
+        .call(Method::GET, "/api/v1/tenants", Some(&k.secret), None)
+        .await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn analysts_are_created_with_roles_and_tenant_access() {
+    let app = TestApp::new().await;
+    let acme = app.tenant("acme").await;
+    let t = Some(app.admin_token.as_str());
+    let r = app
+        .call(Method::POST, "/api/v1/auth/analysts", t,
+              Some(json!({"username": "Carol", "role": "viewer", "tenant_id": acme, "tenant_ids": [app.platform]})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["analyst"]["username"], "carol");
+    assert_eq!(r.body["analyst"]["tenant_ids"], json!([app.platform]));
+    let pw = r.body["initial_password"]
+        .as_str()
+        .expect("generated password")
+        .to_string();
+    let login = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "carol", "password": pw})),
+        )
+        .await;
+    assert_eq!(login.status, StatusCode::OK);
+    let dup = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/analysts",
+            t,
+            Some(json!({"username": "carol", "role": "viewer"})),
+        )
+        .await;
+    assert_problem(&dup, StatusCode::CONFLICT);
+    assert_eq!(dup.body["field"], "username");
+    for (body, field) in [
+        (json!({"username": "x y", "role": "viewer"}), "username"),
+        (json!({"username": "dave", "role": "root"}), "role"),
+        (json!({"username": "dave"}), "role"),
+        (
+            json!({"username": "dave", "role": "viewer", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"username": "dave", "role": "viewer", "tenant_id": TenantId::new()}),
+            "tenant_id",
+        ),
+        (
+            json!({"username": "dave", "role": "viewer", "isadmin": true}),
+            "isadmin",
+        ),
+    ] {
+        let r = app
+            .call(Method::POST, "/api/v1/auth/analysts", t, Some(body.clone()))
+            .await;
+        assert!(r.status.is_client_error(), "{body}: {}", r.status);
+        if field != "isadmin" {
+            assert_eq!(r.body["field"], field, "{body}: {}", r.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_last_platform_admin_cannot_be_demoted_even_concurrently() {
+    let app = TestApp::new().await;
+    let t = Some(app.admin_token.as_str());
+    let path = format!("/api/v1/auth/analysts/{}", app.admin.id);
+    let r = app
+        .call(Method::PATCH, &path, t, Some(json!({"role": "analyst"})))
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+    let r = app
+        .call(Method::PATCH, &path, t, Some(json!({"is_active": false})))
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+
+    // Two admins demote each other at the same moment: one wins, one is refused.
+    let (second, second_token) = app.user("second", Role::Admin, app.platform).await;
+    let p1 = path.clone();
+    let p2 = format!("/api/v1/auth/analysts/{}", second.id);
+    let (r1, r2) = tokio::join!(
+        app.call(Method::PATCH, &p2, t, Some(json!({"role": "viewer"}))),
+        app.call(
+            Method::PATCH,
+            &p1,
+            Some(&second_token),
+            Some(json!({"role": "viewer"}))
+        ),
+    );
+    let mut statuses = [r1.status.as_u16(), r2.status.as_u16()];
+    statuses.sort();
+    // Either one succeeds and the other is refused (409), or the second is refused because
+    // the winner already demoted its caller (403).
+    assert!(
+        statuses == [200, 409] || statuses == [200, 403],
+        "{statuses:?}"
+    );
+    let admins = app
+        .store
+        .list_analysts(&Scope::AllTenants)
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|a| a.role == Role::Admin && a.is_active)
+        .count();
+    assert_eq!(admins, 1);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_never_a_500() {
+    let app = TestApp::with_config(|c| c.body_limit = 4096).await;
+    let t = app.admin_token.clone();
+    let post = |body: Body, ct: Option<&str>| {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/tenants")
+            .header("authorization", format!("Bearer {t}"));
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        b.body(body).expect("request")
+    };
+    let r = app
+        .raw(post(Body::from("{\"slug\": "), Some("application/json")))
+        .await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    let r = app
+        .raw(post(Body::from("[1,2]"), Some("application/json")))
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .raw(post(Body::from("{\"slug\":\"a\"}"), Some("text/plain")))
+        .await;
+    assert_problem(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = app.raw(post(Body::from("{\"slug\":\"a\"}"), None)).await;
+    assert_problem(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = format!("{{\"slug\":\"{}\",\"name\":\"x\"}}", "a".repeat(10_000));
+    let r = app
+        .raw(post(Body::from(big), Some("application/json")))
+        .await;
+    assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = app
+        .raw(post(
+            Body::from("{\"slug\":\"ok-slug\"}"),
+            Some("application/json"),
+        ))
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "name");
+    let r = app
+        .raw(post(
+            Body::from("{\"slug\":\"Bad Slug\",\"name\":\"x\"}"),
+            Some("application/json"),
+        ))
+        .await;
+    assert_eq!(r.body["field"], "slug");
+    let r = app
+        .raw(post(
+            Body::from("{\"slug\":\"default\",\"name\":\"x\"}"),
+            Some("application/json"),
+        ))
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["field"], "slug");
+
+    let r = app
+        .call(Method::GET, "/api/v1/tenants/not-a-uuid", Some(&t), None)
+        .await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "id");
+    let r = app
+        .call(
+            Method::PATCH,
+            "/api/v1/auth/analysts/123",
+            Some(&t),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.body["field"], "id");
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/auth/analysts/{}", app.admin.id),
+            Some(&t),
+            Some(json!({"role": "superuser"})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "role");
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/auth/analysts/{}", app.admin.id),
+            Some(&t),
+            Some(json!({"is_active": "yes"})),
+        )
+        .await;
+    assert_eq!(r.body["field"], "is_active");
+    let r = app.call(Method::GET, "/api/v1/nope", Some(&t), None).await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    let r = app
+        .call(Method::PUT, "/api/v1/tenants", Some(&t), None)
+        .await;
+    assert!(r.status.is_client_error());
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": ["a"], "password": 1})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body["field"] == "username" || r.body["field"] == "password",
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_by_route_template() {
+    let app = TestApp::new().await;
+    let r = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.body, json!({"status": "ok"}));
+    let r = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let id = uuid::Uuid::now_v7();
+    app.call(
+        Method::GET,
+        &format!("/api/v1/tenants/{id}"),
+        Some(&app.admin_token),
+        None,
+    )
+    .await;
+    let r = app.call(Method::GET, "/metrics", None, None).await;
+    let text = r.body.as_str().expect("text");
+    assert!(text.contains("route=\"/api/v1/tenants/{id}\""), "{text}");
+    assert!(
+        !text.contains(&id.to_string()),
+        "raw paths never become labels"
+    );
+    let r = app.call(Method::GET, "/healthz", None, None).await;
+    assert!(
+        r.headers.contains_key("x-request-id"),
+        "every response carries a request id"
+    );
+
+    app.store.close().await;
+    let r = app.call(Method::GET, "/readyz", None, None).await;
+    assert_problem(&r, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served() {
+    let app = TestApp::new().await;
+    let r = app.call(Method::GET, "/api/docs/", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.as_str().is_some_and(|s| s.contains("swagger")));
+}
