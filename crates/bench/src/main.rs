@@ -1,0 +1,304 @@
+//! `bulwark-bench`: starts the real (release) `bulwark` binary on a fresh data directory and
+//! measures it over HTTP from this process, on the same machine. Prints a table and, with
+//! `--markdown`, appends it to a file (docs/benchmarks.md keeps the recorded runs).
+//!
+//! Absolute numbers depend on the machine and on the load generator sharing its cores, so each
+//! run also reports ratios against the same server's no-op endpoint measured in the same run.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Bulwark benchmark harness")]
+struct Args {
+    /// The bulwark binary to measure (build it with `cargo build --release -p bulwark`).
+    #[arg(long, default_value = "target/release/bulwark")]
+    bin: PathBuf,
+    /// Seconds per load phase.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Append the results as Markdown to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[command(subcommand)]
+    suite: Suite,
+}
+
+#[derive(Subcommand)]
+enum Suite {
+    /// Start-up, idle memory, login, authenticated and no-op request rates.
+    Foundation,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the binary and returns once `/readyz` answers, with the elapsed time.
+    fn start(bin: &PathBuf, dir: tempfile::TempDir) -> anyhow::Result<(Server, Duration)> {
+        let t0 = Instant::now();
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .env("BULWARK_DATA_DIR", dir.path().join("data"))
+            .env("BULWARK_LISTEN", "127.0.0.1:0")
+            .env("BULWARK_ADMIN_PASSWORD", "benchmark-password-1")
+            .env("BULWARK_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    if let Some(a) = l.strip_prefix("bulwark: listening on ") {
+                        break a.to_string();
+                    }
+                }
+                _ => bail!("the server exited before listening"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        loop {
+            if let Ok(r) = std::net::TcpStream::connect(base.trim_start_matches("http://")) {
+                drop(r);
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("not ready after 30 s");
+            }
+        }
+        let elapsed = t0.elapsed();
+        Ok((
+            Server {
+                child,
+                base,
+                _dir: dir,
+            },
+            elapsed,
+        ))
+    }
+
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+struct LoadResult {
+    name: String,
+    requests: u64,
+    errors: u64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `concurrency` loops of `make` requests for `duration`, keep-alive connections.
+async fn load<F>(name: &str, concurrency: usize, duration: Duration, make: F) -> LoadResult
+where
+    F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static + Clone,
+{
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_default();
+    let deadline = Instant::now() + duration;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let c = client.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(4096);
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(&c).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    LoadResult {
+        name: name.to_string(),
+        requests: all.len() as u64,
+        errors,
+        rate: all.len() as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+async fn foundation(args: &Args) -> anyhow::Result<String> {
+    let duration = Duration::from_secs(args.duration);
+    let mut out = String::new();
+
+    // Start-up: first start (creates the database, migrates, hashes the admin password) and
+    // a restart on the same data directory.
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().to_path_buf();
+    let (server, first_start) = Server::start(&args.bin, dir)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = server.rss_kib();
+    let base = server.base.clone();
+
+    let client = reqwest::Client::new();
+    let token = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": "benchmark-password-1"}))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["access_token"]
+        .as_str()
+        .context("no token")?
+        .to_string();
+
+    let healthz = {
+        let url = format!("{base}/healthz");
+        load(
+            "GET /healthz (no-op)",
+            args.concurrency,
+            duration,
+            move |c| c.get(&url),
+        )
+        .await
+    };
+    let me = {
+        let url = format!("{base}/api/v1/auth/me");
+        let token = token.clone();
+        load(
+            "GET /api/v1/auth/me (JWT)",
+            args.concurrency,
+            duration,
+            move |c| c.get(&url).bearer_auth(&token),
+        )
+        .await
+    };
+    let login = {
+        let url = format!("{base}/api/v1/auth/login");
+        let body = json!({"username": "admin", "password": "benchmark-password-1"});
+        // argon2id is deliberately expensive: a few connections saturate the cores.
+        load("POST /api/v1/auth/login", 8, duration, move |c| {
+            c.post(&url).json(&body)
+        })
+        .await
+    };
+    let loaded_rss = server.rss_kib();
+    server.stop()?;
+
+    // Restart on the same data directory (no bootstrap work left).
+    let keep = tempfile::tempdir()?;
+    std::fs::rename(&data, keep.path().join("moved")).ok();
+    let restart_dir = tempfile::tempdir()?;
+    std::fs::rename(keep.path().join("moved"), restart_dir.path()).ok();
+    let (server, restart) = Server::start(&args.bin, restart_dir)?;
+    server.stop()?;
+
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    out.push_str(&format!(
+        "### Foundation ({} s per phase, {} connections, {} CPUs, load generator on the same machine)\n\n",
+        args.duration, args.concurrency, cpus
+    ));
+    out.push_str("| measure | value |\n| --- | --- |\n");
+    out.push_str(&format!(
+        "| first start to listening (migrate + bootstrap) | {:.0} ms |\n",
+        first_start.as_secs_f64() * 1000.0
+    ));
+    out.push_str(&format!(
+        "| restart to listening | {:.0} ms |\n",
+        restart.as_secs_f64() * 1000.0
+    ));
+    out.push_str(&format!(
+        "| idle RSS after start | {:.1} MB |\n",
+        idle_rss.unwrap_or(0) as f64 / 1024.0
+    ));
+    out.push_str(&format!(
+        "| RSS after the load phases | {:.1} MB |\n\n",
+        loaded_rss.unwrap_or(0) as f64 / 1024.0
+    ));
+    out.push_str(
+        "| endpoint | requests/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for r in [&healthz, &me, &login] {
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} of {} |\n",
+            r.name,
+            r.rate,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.requests + r.errors
+        ));
+    }
+    out.push_str(&format!(
+        "\nAuthenticated `/auth/me` runs at **{:.0}%** of the same server's no-op `/healthz` rate.\n",
+        100.0 * me.rate / healthz.rate.max(1.0)
+    ));
+    Ok(out)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async {
+        match args.suite {
+            Suite::Foundation => foundation(&args).await,
+        }
+    })?;
+    println!("{report}");
+    if let Some(path) = &args.markdown {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(f, "{report}")?;
+    }
+    Ok(())
+}
