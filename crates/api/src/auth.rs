@@ -133,8 +133,19 @@ pub fn caller_for_analyst(a: &bulwark_core::model::Analyst, platform_tenant: Ten
     }
 }
 
+/// The analyst behind the request, as loaded by the guard (saves handlers a second query).
+#[derive(Clone)]
+pub struct CurrentAnalyst(pub std::sync::Arc<bulwark_core::model::Analyst>);
+
 /// Resolves the caller from the request headers; `Unauthorized` when absent or invalid.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    authenticate_full(state, headers).await.map(|(c, _)| c)
+}
+
+async fn authenticate_full(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Caller, Option<CurrentAnalyst>), ApiError> {
     match presented(headers).ok_or(ApiError::Unauthorized(INVALID))? {
         Presented::Jwt(token) => {
             let claims = state
@@ -153,9 +164,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
             if !creds.analyst.is_active || creds.token_version != claims.tv {
                 return Err(ApiError::Unauthorized(INVALID));
             }
-            Ok(caller_for_analyst(
-                &creds.analyst,
-                state.config.platform_tenant,
+            let caller = caller_for_analyst(&creds.analyst, state.config.platform_tenant);
+            Ok((
+                caller,
+                Some(CurrentAnalyst(std::sync::Arc::new(creds.analyst))),
             ))
         }
         Presented::ApiKey(key) => {
@@ -170,16 +182,19 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Calle
                 return Err(ApiError::Unauthorized(INVALID));
             }
             state.key_usage.record(creds.key.id, now);
-            Ok(Caller {
-                principal: Principal::ApiKey {
-                    id: creds.key.id,
-                    name: creds.key.name.clone(),
+            Ok((
+                Caller {
+                    principal: Principal::ApiKey {
+                        id: creds.key.id,
+                        name: creds.key.name.clone(),
+                    },
+                    role: None,
+                    permissions: ApiKeyScope::set_permissions(&creds.key.scopes),
+                    scope: Scope::single(creds.key.tenant_id),
+                    home_tenant: creds.key.tenant_id,
                 },
-                role: None,
-                permissions: ApiKeyScope::set_permissions(&creds.key.scopes),
-                scope: Scope::single(creds.key.tenant_id),
-                home_tenant: creds.key.tenant_id,
-            })
+                None,
+            ))
         }
     }
 }
@@ -206,9 +221,12 @@ pub async fn guard(
     next: Next,
 ) -> Result<Response, ApiError> {
     if access != Access::Public {
-        let caller = authenticate(&state, req.headers()).await?;
+        let (caller, analyst) = authenticate_full(&state, req.headers()).await?;
         authorize(&caller, access)?;
         req.extensions_mut().insert(caller);
+        if let Some(a) = analyst {
+            req.extensions_mut().insert(a);
+        }
     }
     Ok(next.run(req).await)
 }

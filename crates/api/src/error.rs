@@ -106,6 +106,17 @@ impl ApiError {
     }
 }
 
+impl From<crate::password_pool::PoolError> for ApiError {
+    fn from(e: crate::password_pool::PoolError) -> Self {
+        match e {
+            crate::password_pool::PoolError::Busy => {
+                ApiError::Unavailable("too many logins in progress; retry shortly".into())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::field(e.field, e.message)

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod http_metrics;
 pub mod openapi;
+pub mod password_pool;
 pub mod routes;
 pub mod state;
 pub mod throttle;

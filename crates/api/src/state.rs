@@ -1,6 +1,7 @@
 //! Shared application state: the store, token issuer, throttles and in-memory usage counters.
 
 use crate::auth::TokenIssuer;
+use crate::password_pool::PasswordPool;
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
 use bulwark_core::{ApiKeyId, Secret, TenantId};
 use bulwark_store::Store;
@@ -81,6 +82,7 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     pub key_usage: KeyUsage,
     pub metrics: Option<PrometheusHandle>,
+    pub passwords: PasswordPool,
     pub config: ApiConfig,
 }
 
@@ -96,6 +98,7 @@ impl AppState {
             throttle: LoginThrottle::new(config.login_throttle),
             key_usage: KeyUsage::default(),
             metrics,
+            passwords: PasswordPool::per_core(),
             config,
         }))
     }

@@ -207,6 +207,7 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
         )
         .await
     };
+    let rss_after_healthz = server.rss_kib();
     let me = {
         let url = format!("{base}/api/v1/auth/me");
         let token = token.clone();
@@ -218,6 +219,7 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
         )
         .await
     };
+    let rss_after_me = server.rss_kib();
     let login = {
         let url = format!("{base}/api/v1/auth/login");
         let body = json!({"username": "admin", "password": "benchmark-password-1"});
@@ -256,9 +258,18 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
         "| idle RSS after start | {:.1} MB |\n",
         idle_rss.unwrap_or(0) as f64 / 1024.0
     ));
+    let mb = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
     out.push_str(&format!(
-        "| RSS after the load phases | {:.1} MB |\n\n",
-        loaded_rss.unwrap_or(0) as f64 / 1024.0
+        "| RSS after the /healthz phase | {:.1} MB |\n",
+        mb(rss_after_healthz)
+    ));
+    out.push_str(&format!(
+        "| RSS after the /auth/me phase | {:.1} MB |\n",
+        mb(rss_after_me)
+    ));
+    out.push_str(&format!(
+        "| RSS after the login phase | {:.1} MB |\n\n",
+        mb(loaded_rss)
     ));
     out.push_str(
         "| endpoint | requests/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- |\n",

@@ -115,6 +115,108 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     }
 }
 
+/// A reusable argon2 work area. argon2id with the default parameters needs 19 MiB per hash;
+/// allocating it per login lets the allocator's per-thread arenas keep hundreds of megabytes
+/// after a burst of logins. A few long-lived hashing threads, each owning one of these, keep
+/// memory flat (see the API's password pool).
+pub struct HashMemory(Vec<argon2::Block>);
+
+/// The most memory a stored hash may ask for when verified (64 MiB): a tampered or foreign
+/// PHC string cannot make verification allocate without bound.
+const MAX_VERIFY_BLOCKS: usize = 64 * 1024;
+
+impl HashMemory {
+    /// Empty until first used: an idle server does not pay for it.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    fn blocks(&mut self, count: usize) -> &mut [argon2::Block] {
+        if self.0.len() < count {
+            self.0.resize(count, argon2::Block::default());
+        }
+        &mut self.0[..count]
+    }
+}
+
+impl Default for HashMemory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// [`hash_password`] in a caller-provided work area. Produces the same PHC string format.
+pub fn hash_password_in(mem: &mut HashMemory, password: &str) -> Result<String, HashError> {
+    use argon2::password_hash::phc::{Output, ParamsString, Salt};
+    use argon2::{Algorithm, Params, Version};
+    let params = Params::default();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = random_bytes::<16>();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt,
+            &mut out,
+            mem.blocks(params.block_count()),
+        )
+        .map_err(|_| HashError)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|_| HashError)?,
+        salt: Some(Salt::new(&salt).map_err(|_| HashError)?),
+        hash: Some(Output::new(&out).map_err(|_| HashError)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// [`verify_password`] in a caller-provided work area. Only argon2id hashes verify; a malformed
+/// hash, another algorithm or excessive parameters verify as false.
+pub fn verify_password_in(mem: &mut HashMemory, password: &str, phc: &str) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm != Algorithm::Argon2id.ident() {
+        return false;
+    }
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Ok(params), Some(salt), Some(expected)) =
+        (Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    if params.block_count() > MAX_VERIFY_BLOCKS {
+        return false;
+    }
+    let argon = Argon2::new(Algorithm::Argon2id, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    if argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            salt.as_ref(),
+            &mut out,
+            mem.blocks(params.block_count()),
+        )
+        .is_err()
+    {
+        return false;
+    }
+    bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// [`dummy_password_hash`], computed (once per process) in a caller-provided work area.
+pub fn dummy_password_hash_in(mem: &mut HashMemory) -> &'static str {
+    use std::sync::OnceLock;
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password_in(mem, &generate_password()).unwrap_or_default())
+}
+
 /// A valid hash of a random password, used to spend the same time on a login for a username
 /// that does not exist as on one that does (no timing oracle for usernames).
 pub fn dummy_password_hash() -> &'static str {
@@ -174,6 +276,37 @@ mod tests {
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("correct horse batterY", &h));
         assert!(!verify_password("x", "not-a-phc-string"));
+    }
+
+    #[test]
+    fn hashing_in_a_reused_work_area_matches_the_standard_format() {
+        let mut mem = HashMemory::new();
+        let h = hash_password_in(&mut mem, "correct horse battery").expect("hash");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        // Interchangeable with the allocating functions, both ways.
+        assert!(verify_password("correct horse battery", &h));
+        let std_hash = hash_password("correct horse battery").expect("hash");
+        assert!(verify_password_in(
+            &mut mem,
+            "correct horse battery",
+            &std_hash
+        ));
+        assert!(verify_password_in(&mut mem, "correct horse battery", &h));
+        assert!(!verify_password_in(&mut mem, "correct horse batterY", &h));
+        assert!(!verify_password_in(&mut mem, "x", "garbage"));
+        // Other algorithms and absurd memory costs are refused.
+        let argon2i = h.replacen("argon2id", "argon2i", 1);
+        assert!(!verify_password_in(
+            &mut mem,
+            "correct horse battery",
+            &argon2i
+        ));
+        let huge = h.replacen("m=19456", "m=4000000", 1);
+        assert!(!verify_password_in(
+            &mut mem,
+            "correct horse battery",
+            &huge
+        ));
     }
 
     #[test]

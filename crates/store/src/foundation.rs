@@ -64,6 +64,13 @@ impl AnalystRow {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct AnalystGrantRow {
+    #[sqlx(flatten)]
+    pub analyst: AnalystRow,
+    pub grant_tenant: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct GrantRow {
     pub analyst_id: Uuid,
     pub tenant_id: Uuid,
@@ -210,20 +217,32 @@ macro_rules! impl_foundation {
                 Ok(())
             }
 
+            /// One round trip: the analyst row joined with its grants (one row per grant).
             async fn credentials_where(
                 &self,
                 column: &'static str,
                 value: impl for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
             ) -> StoreResult<Option<AnalystCredentials>> {
-                let sql = format!("SELECT {ANALYST_COLUMNS} FROM analysts WHERE {column} = $1");
-                let row: Option<AnalystRow> = sqlx::query_as(AssertSqlSafe(sql))
+                let cols = ANALYST_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("a.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {cols}, g.tenant_id AS grant_tenant FROM analysts a \
+                     LEFT JOIN analyst_tenants g ON g.analyst_id = a.id WHERE a.{column} = $1"
+                );
+                let rows: Vec<$crate::foundation::AnalystGrantRow> = sqlx::query_as(AssertSqlSafe(sql))
                     .bind(value)
-                    .fetch_optional(&self.reader)
+                    .fetch_all(&self.reader)
                     .await?;
-                let Some(row) = row else { return Ok(None) };
-                let mut grants = self.grants_of(&[row.id]).await?;
-                let g = grants.remove(&row.id).unwrap_or_default();
-                row.into_credentials(g).map(Some)
+                let mut grants: Vec<TenantId> =
+                    rows.iter().filter_map(|r| r.grant_tenant).map(TenantId).collect();
+                grants.sort();
+                match rows.into_iter().next() {
+                    Some(r) => r.analyst.into_credentials(grants).map(Some),
+                    None => Ok(None),
+                }
             }
         }
 

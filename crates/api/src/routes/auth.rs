@@ -1,15 +1,13 @@
 //! Login, the caller's own account, and analyst administration. Paths follow OpenSOAR's so its
 //! clients keep working.
 
-use crate::auth::{Auth, RequestId, permission_names};
+use crate::auth::{Auth, CurrentAnalyst, RequestId, permission_names};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, OptionalJson, PathId};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use bulwark_core::credentials::{
-    dummy_password_hash, generate_password, hash_password, verify_password,
-};
+use bulwark_core::credentials::generate_password;
 use bulwark_core::model::Analyst;
 use bulwark_core::{AnalystId, Role, Scope, TenantId, validate};
 use bulwark_store::{AnalystPatch, ChangeCtx, NewAnalyst};
@@ -64,17 +62,12 @@ fn token_response(state: &AppState, a: &Analyst, token_version: i64) -> ApiResul
     })
 }
 
-async fn hash(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
+async fn hash(state: &AppState, password: String) -> ApiResult<String> {
+    Ok(state.passwords.hash(password).await?)
 }
 
-async fn verify(password: String, phc: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(ApiError::internal)
+async fn verify(state: &AppState, password: String, phc: Option<String>) -> ApiResult<bool> {
+    Ok(state.passwords.verify(password, phc).await?)
 }
 
 const BAD_LOGIN: &str = "invalid username or password";
@@ -105,11 +98,8 @@ pub async fn login(
         Err(_) => None,
     };
     // Spend the same argon2 time whether or not the account exists.
-    let phc = creds
-        .as_ref()
-        .map(|c| c.password_hash.clone())
-        .unwrap_or_else(|| dummy_password_hash().to_string());
-    let password_ok = verify(req.password, phc).await?;
+    let phc = creds.as_ref().map(|c| c.password_hash.clone());
+    let password_ok = verify(&state, req.password, phc).await?;
     let creds = match creds {
         Some(c) if password_ok && c.analyst.is_active => c,
         _ => {
@@ -143,17 +133,15 @@ pub struct MeResponse {
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = Problem)))]
 pub async fn me(
-    State(state): State<AppState>,
     Auth(caller): Auth,
+    current: Option<axum::Extension<CurrentAnalyst>>,
 ) -> ApiResult<axum::Json<MeResponse>> {
-    let id = caller
-        .analyst_id()
-        .ok_or(ApiError::Unauthorized("analyst session required"))?;
-    let analyst = state.store.get_analyst(&Scope::AllTenants, id).await?;
+    let axum::Extension(CurrentAnalyst(analyst)) =
+        current.ok_or(ApiError::Unauthorized("analyst session required"))?;
     Ok(axum::Json(MeResponse {
         all_tenants: caller.scope == Scope::AllTenants,
         permissions: permission_names(caller.permissions),
-        analyst,
+        analyst: (*analyst).clone(),
     }))
 }
 
@@ -182,11 +170,17 @@ pub async fn change_password(
         .credentials_by_id(id)
         .await?
         .ok_or(ApiError::Unauthorized("analyst session required"))?;
-    if !verify(req.current_password, creds.password_hash.clone()).await? {
+    if !verify(
+        &state,
+        req.current_password,
+        Some(creds.password_hash.clone()),
+    )
+    .await?
+    {
         return Err(ApiError::field("current_password", "is not correct"));
     }
     validate::password("new_password", &req.new_password)?;
-    let new_hash = hash(req.new_password).await?;
+    let new_hash = hash(&state, req.new_password).await?;
     let ctx = ChangeCtx::from_caller(&caller, rid);
     state
         .store
@@ -270,7 +264,7 @@ pub async fn create_analyst(
         }
         None => (generate_password(), true),
     };
-    let password_hash = hash(password.clone()).await?;
+    let password_hash = hash(&state, password.clone()).await?;
     let analyst = state
         .store
         .create_analyst(
@@ -380,7 +374,7 @@ pub async fn reset_password(
         .store
         .get_analyst(&caller.scope, AnalystId(id))
         .await?;
-    let h = hash(password.clone()).await?;
+    let h = hash(&state, password.clone()).await?;
     state
         .store
         .set_password(
