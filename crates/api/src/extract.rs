@@ -131,6 +131,38 @@ where
     }
 }
 
+/// Query parameters; a bad one is a 422 naming it.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.into_inner().to_string();
+                let field = if path == "." {
+                    missing_field(&msg)
+                } else {
+                    Some(path)
+                };
+                ApiError::Validation {
+                    status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    field,
+                    detail: msg,
+                }
+            })
+    }
+}
+
+fn form_urlencoded_parse(raw: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(raw.as_bytes())
+}
+
 /// A UUID path parameter (`{id}`). A malformed one is a 400 naming the parameter.
 pub struct PathId(pub Uuid);
 

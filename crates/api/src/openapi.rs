@@ -2,7 +2,7 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{api_keys, auth, ops, tenants};
+use crate::routes::{api_keys, audit, auth, ops, tenants};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -41,6 +41,7 @@ impl Modify for Security {
         auth::list_analysts, auth::create_analyst, auth::update_analyst, auth::reset_password,
         api_keys::list, api_keys::create, api_keys::revoke,
         tenants::list, tenants::get, tenants::create,
+        audit::events, audit::verify, audit::checkpoint,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope)),
     modifiers(&Security),
@@ -50,6 +51,7 @@ impl Modify for Security {
         (name = "api-keys", description = "Machine credentials"),
         (name = "tenants", description = "MSSP customers"),
         (name = "operations", description = "Health and metrics"),
+        (name = "audit", description = "Tamper-evident audit trail"),
     )
 )]
 pub struct ApiDoc;

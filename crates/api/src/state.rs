@@ -25,17 +25,46 @@ pub struct ApiConfig {
     /// The `default` tenant: admins whose home it is are platform admins (every tenant);
     /// admins homed elsewhere administer only their own tenants.
     pub platform_tenant: TenantId,
+    pub audit: AuditKeys,
 }
 
 impl ApiConfig {
     pub fn new(jwt_secret: Vec<u8>, platform_tenant: TenantId) -> Self {
         Self {
             platform_tenant,
+            audit: AuditKeys::default(),
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,
             login_throttle: ThrottlePolicy::default(),
         }
+    }
+}
+
+/// Checkpoint signing for the audit trail: the key lives outside the database.
+#[derive(Clone, Default)]
+pub struct AuditKeys {
+    pub signer: Option<Arc<bulwark_audit::CheckpointSigner>>,
+    /// Earlier public keys whose checkpoints must still verify (after a key rotation).
+    pub retired: Vec<bulwark_audit::VerifyingKey>,
+}
+
+impl AuditKeys {
+    pub fn trusted_keys(&self) -> Vec<bulwark_audit::VerifyingKey> {
+        let mut keys = self.retired.clone();
+        if let Some(s) = &self.signer {
+            keys.push(s.verifying_key());
+        }
+        keys
+    }
+}
+
+impl std::fmt::Debug for AuditKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditKeys")
+            .field("signer", &self.signer.as_ref().map(|s| s.public_key_hex()))
+            .field("retired", &self.retired.len())
+            .finish()
     }
 }
 
@@ -83,6 +112,7 @@ pub struct Inner {
     pub key_usage: KeyUsage,
     pub metrics: Option<PrometheusHandle>,
     pub passwords: PasswordPool,
+    pub audit: AuditKeys,
     pub config: ApiConfig,
 }
 
@@ -99,6 +129,7 @@ impl AppState {
             key_usage: KeyUsage::default(),
             metrics,
             passwords: PasswordPool::per_core(),
+            audit: config.audit.clone(),
             config,
         }))
     }

@@ -32,3 +32,19 @@ fn every_route_is_documented() {
         );
     }
 }
+
+#[test]
+fn every_documented_operation_is_routed() {
+    let doc = serde_json::to_value(bulwark_api::openapi::document()).expect("serialize");
+    let table = route_table();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for method in ops.as_object().expect("operations").keys() {
+            assert!(
+                table
+                    .iter()
+                    .any(|(m, p, _)| *p == path && m.as_str().eq_ignore_ascii_case(method)),
+                "{method} {path} is documented but not in the route table"
+            );
+        }
+    }
+}

@@ -144,3 +144,36 @@ pub async fn ensure_initial_accounts(store: &Store, config: &Config) -> anyhow::
     }
     Ok(tenant)
 }
+
+/// The audit checkpoint signer and the trusted keys: `BULWARK_AUDIT_SIGNING_KEY`, else
+/// `<data_dir>/audit-signing.pem` (created with mode 0600 on first start; refused if readable
+/// by others). Never stored in the database: that is what makes checkpoints worth having.
+pub fn audit_keys(config: &Config) -> anyhow::Result<bulwark_api::state::AuditKeys> {
+    let signer = match &config.audit_signing_key {
+        Some(pem) => bulwark_audit::CheckpointSigner::from_pkcs8_pem(pem.expose())
+            .map_err(|e| anyhow::anyhow!("BULWARK_AUDIT_SIGNING_KEY: {e}"))?,
+        None => {
+            let path = config.data_dir.join("audit-signing.pem");
+            let (signer, origin) = bulwark_audit::CheckpointSigner::load_or_create(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if matches!(origin, bulwark_audit::KeyOrigin::Created) {
+                println!(
+                    "bulwark: created audit signing key {} (public key {})",
+                    path.display(),
+                    signer.public_key_hex()
+                );
+            }
+            signer
+        }
+    };
+    let retired = config
+        .audit_retired_keys
+        .iter()
+        .map(|k| bulwark_audit::public_key_from_hex(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("BULWARK_AUDIT_RETIRED_KEYS: {e}"))?;
+    Ok(bulwark_api::state::AuditKeys {
+        signer: Some(std::sync::Arc::new(signer)),
+        retired,
+    })
+}

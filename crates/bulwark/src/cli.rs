@@ -354,3 +354,165 @@ pub async fn tenant_cmd(store: &Store, cmd: TenantCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Verify audit chains: in the database (default), or an export file offline.
+    Verify {
+        /// Only this tenant (slug).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Start from the newest valid checkpoint instead of genesis.
+        #[arg(long)]
+        incremental: bool,
+        /// Verify an export file instead of the database (needs no database).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// Trusted public key (hex) for --file; without it only the key embedded in the file
+        /// is used, which proves consistency but not origin.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Write records and checkpoints to a file that `audit verify --file` checks offline.
+    Export {
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Sign a checkpoint of every chain that moved since its last one.
+    Checkpoint,
+    /// Print the public key that verifies checkpoints.
+    PublicKey,
+}
+
+fn print_report(r: &bulwark_audit::VerifyReport, slug: &str) -> bool {
+    match &r.first_break {
+        None => println!(
+            "{slug}: ok, {} records checked up to seq {}, {} checkpoints verified",
+            r.records_checked, r.last_seq, r.checkpoints_checked
+        ),
+        Some(b) => println!("{slug}: BROKEN at seq {}: {}", b.seq, b.reason),
+    }
+    r.is_ok()
+}
+
+/// `bulwark audit verify --file`: offline, no database.
+pub fn verify_file(path: &std::path::Path, public_key: Option<&str>) -> anyhow::Result<bool> {
+    let key = public_key
+        .map(|k| {
+            bulwark_audit::public_key_from_hex(k).map_err(|e| anyhow::anyhow!("public-key: {e}"))
+        })
+        .transpose()?;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reports = bulwark_audit::verify_export(std::io::BufReader::new(file), key.as_ref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut ok = true;
+    for r in &reports {
+        ok &= print_report(r, &r.tenant_id.to_string());
+        if matches!(r.key_source, bulwark_audit::KeySource::EmbeddedOnly) {
+            println!(
+                "  note: checkpoints were checked against the key inside the file; pass --public-key to check their origin"
+            );
+        }
+    }
+    Ok(ok)
+}
+
+async fn audit_scope(
+    store: &Store,
+    slug: Option<&str>,
+) -> anyhow::Result<Vec<(bulwark_core::TenantId, String)>> {
+    let tenants = store.list_tenants(&Scope::AllTenants).await?;
+    let with_chain = store.audit_tenants(&Scope::AllTenants).await?;
+    Ok(tenants
+        .into_iter()
+        .filter(|t| slug.is_none_or(|s| s == t.slug) && with_chain.contains(&t.id))
+        .map(|t| (t.id, t.slug))
+        .collect())
+}
+
+/// Returns `false` when a chain is broken (the process then exits non-zero).
+pub async fn audit(
+    store: &Store,
+    keys: &bulwark_api::state::AuditKeys,
+    cmd: AuditCmd,
+) -> anyhow::Result<bool> {
+    match cmd {
+        AuditCmd::Verify {
+            tenant,
+            incremental,
+            ..
+        } => {
+            let mode = if incremental {
+                bulwark_store::audit::VerifyMode::Incremental
+            } else {
+                bulwark_store::audit::VerifyMode::Full
+            };
+            let trusted = keys.trusted_keys();
+            let mut ok = true;
+            for (id, slug) in audit_scope(store, tenant.as_deref()).await? {
+                let r =
+                    bulwark_store::audit::verify_tenant(store.as_ref(), id, &trusted, mode).await?;
+                ok &= print_report(&r, &slug);
+            }
+            Ok(ok)
+        }
+        AuditCmd::Export { file, tenant } => {
+            let tenants = audit_scope(store, tenant.as_deref()).await?;
+            let header = bulwark_audit::ExportHeader {
+                exported_at: bulwark_audit::AuditTime::now(),
+                public_key: keys.signer.as_ref().map(|s| s.verifying_key()),
+                retired_public_keys: keys.retired.clone(),
+                tenants: tenants.iter().map(|(t, _)| t.0).collect(),
+            };
+            let out = std::io::BufWriter::new(
+                std::fs::File::create(&file)
+                    .with_context(|| format!("creating {}", file.display()))?,
+            );
+            let mut w = bulwark_audit::ExportWriter::new(out, &header)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut count = 0u64;
+            for (t, _) in &tenants {
+                let head = store
+                    .audit_head(*t)
+                    .await?
+                    .unwrap_or_else(|| bulwark_audit::ChainHead::genesis(t.0));
+                let cps = store.checkpoints(*t).await?;
+                w.begin_tenant(t.0, &head, &cps)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut after = 0;
+                loop {
+                    let rows = store.audit_rows(*t, after, 5_000).await?;
+                    let Some(last) = rows.last() else { break };
+                    after = last.seq;
+                    for r in &rows {
+                        w.write_record(r).map_err(|e| anyhow::anyhow!("{e}"))?;
+                        count += 1;
+                    }
+                }
+            }
+            use std::io::Write;
+            w.finish().map_err(|e| anyhow::anyhow!("{e}"))?.flush()?;
+            println!(
+                "exported {count} records of {} tenants to {}",
+                tenants.len(),
+                file.display()
+            );
+            Ok(true)
+        }
+        AuditCmd::Checkpoint => {
+            let signer = keys.signer.as_ref().context("no audit signing key")?;
+            let n =
+                bulwark_store::audit::sign_checkpoints(store.as_ref(), signer, &Scope::AllTenants)
+                    .await?;
+            println!("signed {n} checkpoints");
+            Ok(true)
+        }
+        AuditCmd::PublicKey => {
+            let signer = keys.signer.as_ref().context("no audit signing key")?;
+            println!("{}", signer.public_key_hex());
+            Ok(true)
+        }
+    }
+}

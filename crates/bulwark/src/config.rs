@@ -27,6 +27,12 @@ pub struct Config {
     pub admin_password: Option<Secret<String>>,
     /// Run the job worker inside `bulwark serve`.
     pub embedded_worker: bool,
+    /// Seconds between signed audit checkpoints.
+    pub audit_checkpoint_secs: u64,
+    /// PEM (PKCS#8 Ed25519) audit signing key; default: `<data_dir>/audit-signing.pem`.
+    pub audit_signing_key: Option<Secret<String>>,
+    /// Hex public keys of retired signing keys (their checkpoints must still verify).
+    pub audit_retired_keys: Vec<String>,
 }
 
 /// The file form: every field optional, unknown keys rejected.
@@ -43,6 +49,9 @@ struct FileConfig {
     jwt_secret: Option<String>,
     admin_password: Option<String>,
     embedded_worker: Option<bool>,
+    audit_checkpoint_secs: Option<u64>,
+    audit_signing_key: Option<String>,
+    audit_retired_keys: Option<Vec<String>>,
 }
 
 /// Parses the TOML file; errors name the key (`token_ttl_secs: invalid type ...`).
@@ -202,7 +211,44 @@ impl Config {
             }
             None => f.embedded_worker.unwrap_or(true),
         };
+        let audit_checkpoint_secs = match env("BULWARK_AUDIT_CHECKPOINT_SECS") {
+            Some(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("BULWARK_AUDIT_CHECKPOINT_SECS (audit_checkpoint_secs): `{v}` is not a number of seconds")
+            })?,
+            None => f.audit_checkpoint_secs.unwrap_or(300),
+        };
+        if !(1..=86_400).contains(&audit_checkpoint_secs) {
+            bail!(
+                "BULWARK_AUDIT_CHECKPOINT_SECS (audit_checkpoint_secs): must be between 1 and 86400 seconds"
+            );
+        }
+        let audit_signing_key = pick("BULWARK_AUDIT_SIGNING_KEY", f.audit_signing_key);
+        if let Some(pem) = &audit_signing_key
+            && bulwark_audit::CheckpointSigner::from_pkcs8_pem(pem).is_err()
+        {
+            bail!(
+                "BULWARK_AUDIT_SIGNING_KEY (audit_signing_key): not a PKCS#8 PEM Ed25519 private key"
+            );
+        }
+        let audit_retired_keys = match env("BULWARK_AUDIT_RETIRED_KEYS") {
+            Some(v) => v
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            None => f.audit_retired_keys.unwrap_or_default(),
+        };
+        for k in &audit_retired_keys {
+            if bulwark_audit::public_key_from_hex(k).is_err() {
+                bail!(
+                    "BULWARK_AUDIT_RETIRED_KEYS (audit_retired_keys): `{k}` is not a hex Ed25519 public key"
+                );
+            }
+        }
         Ok(Config {
+            audit_checkpoint_secs,
+            audit_signing_key: audit_signing_key.map(Secret::new),
+            audit_retired_keys,
             data_dir,
             database_url: Secret::new(database_url),
             listen,

@@ -38,6 +38,9 @@ enum Command {
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(cli::TenantCmd),
+    /// Tamper-evident audit log: verify, export, checkpoint.
+    #[command(subcommand)]
+    Audit(cli::AuditCmd),
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -138,6 +141,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let r = cli::tenant_cmd(&store, cmd).await;
             store.close().await;
             r
+        }
+        Command::Audit(cli::AuditCmd::Verify {
+            file: Some(file),
+            public_key,
+            ..
+        }) => {
+            if cli::verify_file(&file, public_key.as_deref())? {
+                Ok(())
+            } else {
+                anyhow::bail!("audit verification failed")
+            }
+        }
+        Command::Audit(cmd) => {
+            let store = open_store(&config).await?;
+            bootstrap::ensure_initial_accounts(&store, &config).await?;
+            let keys = bootstrap::audit_keys(&config)?;
+            let r = cli::audit(&store, &keys, cmd).await;
+            store.close().await;
+            if r? {
+                Ok(())
+            } else {
+                anyhow::bail!("audit verification failed")
+            }
         }
         Command::Config(ConfigCmd::Check) => {
             println!("configuration is valid");

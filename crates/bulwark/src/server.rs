@@ -54,6 +54,7 @@ pub async fn serve(
     let platform = bootstrap::ensure_initial_accounts(&store, &config).await?;
 
     let mut api_config = ApiConfig::new(jwt.expose().clone(), platform.id);
+    api_config.audit = bootstrap::audit_keys(&config)?;
     api_config.token_ttl = Duration::from_secs(config.token_ttl_secs);
     api_config.body_limit = config.body_limit_bytes;
     let state = State::new(
@@ -64,6 +65,11 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let flusher = tokio::spawn(flush_key_usage(state.clone(), stop_rx.clone()));
+    let checkpointer = tokio::spawn(checkpoint_loop(
+        state.clone(),
+        Duration::from_secs(config.audit_checkpoint_secs),
+        stop_rx.clone(),
+    ));
     let worker = config
         .embedded_worker
         .then(|| tokio::spawn(crate::worker::run(store.clone(), stop_rx.clone())));
@@ -79,6 +85,7 @@ pub async fn serve(
 
     let _ = stop_tx.send(true);
     let _ = flusher.await;
+    let _ = checkpointer.await;
     if let Some(w) = worker {
         let _ = w.await;
     }
@@ -94,6 +101,29 @@ async fn flush_key_usage(state: State, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => state.key_usage.flush(&state.store).await,
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Signs a checkpoint of every audit chain that moved, periodically and once more at shutdown.
+/// Every node may do this; a checkpoint already stored for a (tenant, seq) is skipped.
+async fn checkpoint_loop(state: State, every: Duration, mut stop: watch::Receiver<bool>) {
+    let Some(signer) = state.audit.signer.clone() else {
+        return;
+    };
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            _ = stop.changed() => true,
+        };
+        let scope = bulwark_core::Scope::AllTenants;
+        match bulwark_store::audit::sign_checkpoints(state.store.as_ref(), &signer, &scope).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(checkpoints = n, "signed audit checkpoints"),
+            Err(e) => tracing::warn!(error = %e, "could not sign audit checkpoints"),
+        }
+        if stopping {
+            return;
         }
     }
 }

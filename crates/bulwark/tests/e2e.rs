@@ -486,6 +486,69 @@ async fn cli_manages_tenants_users_and_keys() {
 }
 
 #[tokio::test]
+async fn audit_trail_verifies_exports_and_detects_a_tampered_export() {
+    let env = env().await;
+    blocking(move || {
+        let (code, _, err) = env.run(&["tenant", "create", "acme"], None);
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = env.run(
+            &["user", "create", "--username", "zed", "--tenant", "acme"],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = env.run(&["audit", "checkpoint"], None);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("signed 2 checkpoints"), "{out}");
+        let (code, _, _) = env.run(&["user", "disable", "zed"], None);
+        assert_eq!(code, 0);
+        let (code, out, err) = env.run(&["audit", "verify"], None);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("acme: ok, 3 records") && out.contains("1 checkpoints verified"),
+            "{out}"
+        );
+        let (code, out, _) = env.run(&["audit", "verify", "--incremental"], None);
+        assert_eq!(code, 0, "{out}");
+
+        let file = env.dir.path().join("audit.jsonl");
+        let f = file.to_str().expect("utf8");
+        let (code, out, err) = env.run(&["audit", "export", "--file", f], None);
+        assert_eq!(code, 0, "{out}{err}");
+        let (_, key, _) = env.run(&["audit", "public-key"], None);
+        let key = key.trim().to_string();
+        // Offline: no database settings at all.
+        let offline = |path: &str, key: &str| {
+            Command::new(BIN)
+                .args(["audit", "verify", "--file", path, "--public-key", key])
+                .env_clear()
+                .env("BULWARK_DATA_DIR", env.dir.path().join("nowhere"))
+                .output()
+                .expect("run")
+        };
+        let out = offline(f, &key);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+
+        // Change one character inside one record and the offline check fails, naming the seq.
+        let text = std::fs::read_to_string(&file).expect("read");
+        let tampered = text.replacen("\"seq\":2,", "\"seq\":3,", 1);
+        assert_ne!(tampered, text);
+        let bad = env.dir.path().join("tampered.jsonl");
+        std::fs::write(&bad, tampered).expect("write");
+        let out = offline(bad.to_str().expect("utf8"), &key);
+        assert_ne!(out.status.code(), Some(0));
+        // A key the checkpoints were not signed with is refused.
+        let other = "00".repeat(32);
+        let out = offline(f, &other);
+        assert_ne!(out.status.code(), Some(0));
+    });
+}
+
+#[tokio::test]
 async fn bad_configuration_is_refused_with_the_setting_named() {
     let env = env().await;
     blocking(move || {

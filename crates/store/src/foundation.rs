@@ -146,6 +146,8 @@ macro_rules! impl_foundation {
             group_grants, missing_tenant_error,
         };
         use $crate::scope_sql::push_scope;
+        use bulwark_audit::EventType;
+        use serde_json::json;
         use $crate::{
             AnalystPatch, AnalystStore, ApiKeyStore, ChangeCtx, NewAnalyst, NewApiKey, NewTenant,
             StoreError, StoreResult, TenantStore, conflict_or, format_scopes,
@@ -248,7 +250,7 @@ macro_rules! impl_foundation {
 
         #[async_trait::async_trait]
         impl TenantStore for $store {
-            async fn create_tenant(&self, _ctx: &ChangeCtx, new: NewTenant) -> StoreResult<Tenant> {
+            async fn create_tenant(&self, ctx: &ChangeCtx, new: NewTenant) -> StoreResult<Tenant> {
                 let t = Tenant {
                     id: TenantId::new(),
                     slug: new.slug,
@@ -264,6 +266,9 @@ macro_rules! impl_foundation {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| conflict_or(e, "slug"))?;
+                let rec = $crate::audit::record(ctx, EventType::TenantCreated, "tenant", Some(t.id.to_string()),
+                    None, Some(json!({"slug": t.slug, "name": t.name})))?;
+                Self::append_audit(&mut tx, t.id, rec).await?;
                 tx.commit().await?;
                 Ok(t)
             }
@@ -301,7 +306,7 @@ macro_rules! impl_foundation {
 
         #[async_trait::async_trait]
         impl AnalystStore for $store {
-            async fn create_analyst(&self, _ctx: &ChangeCtx, new: NewAnalyst) -> StoreResult<Analyst> {
+            async fn create_analyst(&self, ctx: &ChangeCtx, new: NewAnalyst) -> StoreResult<Analyst> {
                 let now = bulwark_core::time::now();
                 let id = AnalystId::new();
                 let mut tx = self.begin_write().await?;
@@ -328,6 +333,9 @@ macro_rules! impl_foundation {
                     other => other,
                 })?;
                 Self::write_grants(&mut tx, id.0, new.tenant_id, &new.tenant_ids).await?;
+                let rec = $crate::audit::record(ctx, EventType::AnalystCreated, "analyst", Some(id.to_string()), None,
+                    Some(json!({"username": new.username, "role": new.role.as_str(), "tenant_ids": new.tenant_ids})))?;
+                Self::append_audit(&mut tx, new.tenant_id, rec).await?;
                 tx.commit().await?;
                 self.get_analyst(&Scope::AllTenants, id).await
             }
@@ -358,7 +366,7 @@ macro_rules! impl_foundation {
 
             async fn update_analyst(
                 &self,
-                _ctx: &ChangeCtx,
+                ctx: &ChangeCtx,
                 scope: &Scope,
                 id: AnalystId,
                 patch: AnalystPatch,
@@ -398,6 +406,7 @@ macro_rules! impl_foundation {
                     }
                 }
                 let now = bulwark_core::time::now();
+                let new_display_name = patch.display_name.clone().unwrap_or_else(|| row.display_name.clone());
                 // Disabling ends every session: bump the token version.
                 let bump: i64 = if row.is_active && !new_active { 1 } else { 0 };
                 sqlx::query(
@@ -406,22 +415,29 @@ macro_rules! impl_foundation {
                 )
                 .bind(new_role.as_str())
                 .bind(new_active)
-                .bind(patch.display_name.unwrap_or(row.display_name))
+                .bind(new_display_name.clone())
                 .bind(bump)
                 .bind(now)
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
+                let before_grants = self.grants_of(&[row.id]).await?.remove(&row.id).unwrap_or_default();
                 if let Some(tenants) = &patch.tenant_ids {
                     Self::write_grants(&mut tx, id.0, TenantId(row.tenant_id), tenants).await?;
                 }
+                let rec = $crate::audit::record(ctx, EventType::AnalystUpdated, "analyst", Some(id.to_string()),
+                    Some(json!({"role": current_role.as_str(), "is_active": row.is_active,
+                                "display_name": row.display_name, "tenant_ids": before_grants})),
+                    Some(json!({"role": new_role.as_str(), "is_active": new_active,
+                                "display_name": new_display_name, "tenant_ids": patch.tenant_ids.clone().unwrap_or(before_grants.clone())})))?;
+                Self::append_audit(&mut tx, TenantId(row.tenant_id), rec).await?;
                 tx.commit().await?;
                 self.get_analyst(&Scope::AllTenants, id).await
             }
 
             async fn set_password(
                 &self,
-                _ctx: &ChangeCtx,
+                ctx: &ChangeCtx,
                 scope: &Scope,
                 id: AnalystId,
                 password_hash: String,
@@ -434,10 +450,14 @@ macro_rules! impl_foundation {
                 qb.push(" WHERE id = ");
                 qb.push_bind(id.0);
                 push_scope(&mut qb, "tenant_id", scope);
-                let done = qb.build().execute(&mut *tx).await?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
+                qb.push(" RETURNING tenant_id");
+                let row: Option<(Uuid,)> = qb.build_query_as().fetch_optional(&mut *tx).await?;
+                let (tenant,) = row.ok_or(StoreError::NotFound)?;
+                // Changing one's own password and an administrator's reset are told apart.
+                let own = ctx.actor_id.as_deref() == Some(id.to_string().as_str());
+                let event = if own { EventType::PasswordChanged } else { EventType::PasswordReset };
+                let rec = $crate::audit::record(ctx, event, "analyst", Some(id.to_string()), None, None)?;
+                Self::append_audit(&mut tx, TenantId(tenant), rec).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -453,12 +473,19 @@ macro_rules! impl_foundation {
                 self.credentials_where("id", id.0).await
             }
 
-            async fn record_login(&self, id: AnalystId, at: DateTime<Utc>) -> StoreResult<()> {
-                sqlx::query("UPDATE analysts SET last_login_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(id.0)
-                    .execute(&self.writer)
-                    .await?;
+            async fn record_login(&self, ctx: &ChangeCtx, id: AnalystId, at: DateTime<Utc>) -> StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<(Uuid,)> = sqlx::query_as(
+                    "UPDATE analysts SET last_login_at = $1 WHERE id = $2 RETURNING tenant_id",
+                )
+                .bind(at)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (tenant,) = row.ok_or(StoreError::NotFound)?;
+                let rec = $crate::audit::record(ctx, EventType::LoginSucceeded, "analyst", Some(id.to_string()), None, None)?;
+                Self::append_audit(&mut tx, TenantId(tenant), rec).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -472,7 +499,7 @@ macro_rules! impl_foundation {
 
         #[async_trait::async_trait]
         impl ApiKeyStore for $store {
-            async fn create_api_key(&self, _ctx: &ChangeCtx, new: NewApiKey) -> StoreResult<ApiKey> {
+            async fn create_api_key(&self, ctx: &ChangeCtx, new: NewApiKey) -> StoreResult<ApiKey> {
                 let key = ApiKey {
                     id: ApiKeyId::new(),
                     tenant_id: new.tenant_id,
@@ -510,6 +537,10 @@ macro_rules! impl_foundation {
                     },
                     other => other,
                 })?;
+                let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
+                let rec = $crate::audit::record(ctx, EventType::ApiKeyCreated, "api_key", Some(key.id.to_string()), None,
+                    Some(json!({"name": key.name, "prefix": key.prefix, "scopes": scopes, "source": key.source})))?;
+                Self::append_audit(&mut tx, key.tenant_id, rec).await?;
                 tx.commit().await?;
                 Ok(key)
             }
@@ -528,20 +559,32 @@ macro_rules! impl_foundation {
 
             async fn revoke_api_key(
                 &self,
-                _ctx: &ChangeCtx,
+                ctx: &ChangeCtx,
                 scope: &Scope,
                 id: ApiKeyId,
                 at: DateTime<Utc>,
             ) -> StoreResult<ApiKey> {
                 let mut tx = self.begin_write().await?;
-                let mut qb = QueryBuilder::<$db>::new("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ");
-                qb.push_bind(at);
-                qb.push(") WHERE id = ");
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = "
+                ));
                 qb.push_bind(id.0);
                 push_scope(&mut qb, "tenant_id", scope);
-                qb.push(format!(" RETURNING {API_KEY_COLUMNS}"));
                 let row: Option<ApiKeyRow> = qb.build_query_as().fetch_optional(&mut *tx).await?;
                 let row = row.ok_or(StoreError::NotFound)?;
+                if row.revoked_at.is_some() {
+                    // Already revoked: nothing changes, nothing to record.
+                    return row.into_credentials().map(|c| c.key);
+                }
+                let sql = format!("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 RETURNING {API_KEY_COLUMNS}");
+                let row: ApiKeyRow = sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(at)
+                    .bind(id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let rec = $crate::audit::record(ctx, EventType::ApiKeyRevoked, "api_key", Some(id.to_string()), None,
+                    Some(json!({"prefix": row.prefix})))?;
+                Self::append_audit(&mut tx, TenantId(row.tenant_id), rec).await?;
                 tx.commit().await?;
                 row.into_credentials().map(|c| c.key)
             }

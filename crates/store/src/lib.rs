@@ -9,6 +9,7 @@
 //! Tenant isolation: every method that reads or writes tenant data takes the caller's
 //! [`Scope`]; a record outside it is reported as not found, exactly like a missing one.
 
+pub mod audit;
 mod foundation;
 mod postgres;
 mod scope_sql;
@@ -173,7 +174,13 @@ pub trait AnalystStore {
         username: &str,
     ) -> StoreResult<Option<AnalystCredentials>>;
     async fn credentials_by_id(&self, id: AnalystId) -> StoreResult<Option<AnalystCredentials>>;
-    async fn record_login(&self, id: AnalystId, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Records a successful login (last_login_at and the audit trail).
+    async fn record_login(
+        &self,
+        ctx: &ChangeCtx,
+        id: AnalystId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn count_analysts(&self) -> StoreResult<i64>;
 }
 
@@ -194,6 +201,38 @@ pub trait ApiKeyStore {
     async fn touch_api_keys(&self, used: &[(ApiKeyId, DateTime<Utc>)]) -> StoreResult<()>;
 }
 
+/// The tamper-evident audit trail. Appends normally happen inside the other stores'
+/// transactions; `append_event` is for events that change no other state (failed logins).
+#[async_trait]
+pub trait AuditStore {
+    async fn append_event(
+        &self,
+        tenant: TenantId,
+        rec: bulwark_audit::NewRecord,
+    ) -> StoreResult<()>;
+    async fn list_audit(
+        &self,
+        scope: &Scope,
+        filter: &audit::AuditFilter,
+    ) -> StoreResult<Vec<audit::AuditEvent>>;
+    async fn audit_head(&self, tenant: TenantId) -> StoreResult<Option<bulwark_audit::ChainHead>>;
+    /// Rows with `seq > after_seq`, in order (unscoped: for verification and export).
+    async fn audit_rows(
+        &self,
+        tenant: TenantId,
+        after_seq: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<bulwark_audit::StoredRow>>;
+    /// Tenants that have an audit chain, within the scope.
+    async fn audit_tenants(&self, scope: &Scope) -> StoreResult<Vec<TenantId>>;
+    /// Stores a signed checkpoint; `false` when one already exists for that (tenant, seq).
+    async fn insert_checkpoint(&self, cp: &bulwark_audit::SignedCheckpoint) -> StoreResult<bool>;
+    async fn checkpoints(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<bulwark_audit::SignedCheckpoint>>;
+}
+
 #[async_trait]
 pub trait Health {
     /// A round trip to the database.
@@ -204,8 +243,14 @@ pub trait Health {
 }
 
 /// Everything a Bulwark node needs from its database.
-pub trait Database: TenantStore + AnalystStore + ApiKeyStore + Health + Send + Sync {}
-impl<T: TenantStore + AnalystStore + ApiKeyStore + Health + Send + Sync> Database for T {}
+pub trait Database:
+    TenantStore + AnalystStore + ApiKeyStore + AuditStore + Health + Send + Sync
+{
+}
+impl<T: TenantStore + AnalystStore + ApiKeyStore + AuditStore + Health + Send + Sync> Database
+    for T
+{
+}
 
 pub type Store = Arc<dyn Database>;
 

@@ -65,3 +65,4 @@ impl Health for PgStore {
 }
 
 crate::foundation::impl_foundation!(PgStore, sqlx::Postgres);
+crate::audit::impl_audit!(PgStore, sqlx::Postgres, " FOR UPDATE");

@@ -69,3 +69,4 @@ impl Health for SqliteStore {
 }
 
 crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
+crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");

@@ -150,3 +150,31 @@ async fn fresh_postgres(base: &str) -> TestDb {
         pg: Some((base.to_string(), name)),
     }
 }
+
+/// Runs raw SQL on the test database as its owner (a superuser on the test cluster), bypassing
+/// the store: for tests that play an attacker with database access.
+pub async fn exec_raw(url: &str, sql: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Executor;
+    if url.starts_with("postgres") {
+        let mut c = PgConnection::connect(url).await?;
+        Ok(c.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await?
+            .rows_affected())
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        Ok(c.execute(sqlx::AssertSqlSafe(sql.to_string()))
+            .await?
+            .rows_affected())
+    }
+}
+
+/// Disables the append-only triggers, as a database superuser could.
+pub async fn disable_audit_triggers(url: &str) {
+    let sql = if url.starts_with("postgres") {
+        "ALTER TABLE audit_log DISABLE TRIGGER USER; ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"
+    } else {
+        "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; \
+         DROP TRIGGER audit_checkpoints_no_update; DROP TRIGGER audit_checkpoints_no_delete"
+    };
+    exec_raw(url, sql).await.expect("disable triggers");
+}

@@ -321,7 +321,7 @@ async fn password_change_and_disable_bump_the_token_version() {
     assert_eq!(c.token_version, 2);
     assert!(!c.analyst.is_active);
     store
-        .record_login(al.id, bulwark_core::time::now())
+        .record_login(&ctx(), al.id, bulwark_core::time::now())
         .await
         .expect("login");
     assert!(

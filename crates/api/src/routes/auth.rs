@@ -78,6 +78,7 @@ const BAD_LOGIN: &str = "invalid username or password";
               (status = 429, description = "Too many failed attempts; see Retry-After", body = Problem)))]
 pub async fn login(
     State(state): State<AppState>,
+    RequestId(rid): RequestId,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
     // Throttle by the normalized name whether or not it exists (no username oracle).
@@ -102,21 +103,79 @@ pub async fn login(
     let password_ok = verify(&state, req.password, phc).await?;
     let creds = match creds {
         Some(c) if password_ok && c.analyst.is_active => c,
-        _ => {
+        other => {
             state.throttle.record_failure(&key, Instant::now());
+            let locked = state.throttle.check(&key, Instant::now()).is_err();
+            record_failed_login(
+                &state,
+                other.as_ref().map(|c| &c.analyst),
+                &key,
+                locked,
+                rid,
+            )
+            .await;
             return Err(ApiError::Unauthorized(BAD_LOGIN));
         }
     };
     state.throttle.record_success(&key);
+    let ctx = ChangeCtx {
+        actor_kind: "user",
+        actor_id: Some(creds.analyst.id.to_string()),
+        actor_name: Some(creds.analyst.username.clone()),
+        request_id: rid,
+    };
     state
         .store
-        .record_login(creds.analyst.id, bulwark_core::time::now())
+        .record_login(&ctx, creds.analyst.id, bulwark_core::time::now())
         .await?;
     Ok(axum::Json(token_response(
         &state,
         &creds.analyst,
         creds.token_version,
     )?))
+}
+
+/// Records a failed login (and, when it starts a lock-out, the lock-out) in the audit trail of
+/// the account's tenant, or of the platform tenant for names that match no account. Attempts
+/// refused by the throttle are not recorded one by one: they cost an attacker nothing, and
+/// recording each would let anyone write to the audit log at will.
+async fn record_failed_login(
+    state: &AppState,
+    analyst: Option<&Analyst>,
+    attempted: &str,
+    locked: bool,
+    rid: Option<String>,
+) {
+    let tenant = analyst.map_or(state.config.platform_tenant, |a| a.tenant_id);
+    let ctx = ChangeCtx {
+        actor_kind: "system",
+        actor_id: None,
+        actor_name: Some("login".into()),
+        request_id: rid,
+    };
+    let target_id = analyst.map_or_else(|| attempted.to_string(), |a| a.id.to_string());
+    let mut events = vec![bulwark_audit::EventType::LoginFailed];
+    if locked {
+        events.push(bulwark_audit::EventType::LoginThrottled);
+    }
+    for event in events {
+        let detail = serde_json::json!({"username": attempted, "known_user": analyst.is_some()});
+        let rec = bulwark_store::audit::record(
+            &ctx,
+            event,
+            "login",
+            Some(target_id.clone()),
+            None,
+            Some(detail),
+        );
+        let result = match rec {
+            Ok(r) => state.store.append_event(tenant, r).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not record a failed login in the audit trail");
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -4,6 +4,7 @@
 //! who may call it.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod ops;
 pub mod tenants;
@@ -108,6 +109,24 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/tenants/{id}",
             Perm(P::TenantsManage),
             get(tenants::get),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/events",
+            Perm(P::AuditRead),
+            get(audit::events),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Perm(P::AuditRead),
+            get(audit::verify),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/audit/checkpoints",
+            Perm(P::SettingsManage),
+            post(audit::checkpoint),
         ),
     ]
 }
