@@ -11,6 +11,7 @@
 
 pub mod audit;
 mod foundation;
+pub mod ingest;
 mod postgres;
 mod scope_sql;
 mod sqlite;
@@ -233,6 +234,27 @@ pub trait AuditStore {
     ) -> StoreResult<Vec<bulwark_audit::SignedCheckpoint>>;
 }
 
+/// Ingested alerts.
+#[async_trait]
+pub trait IngestStore {
+    /// Stores a batch in one transaction (deduplicated, observables upserted, audit records
+    /// appended) and answers per alert, in order. Nothing is acknowledged before the commit.
+    async fn ingest(
+        &self,
+        ctx: &ChangeCtx,
+        batch: &[ingest::IncomingAlert],
+        dedup_window: chrono::Duration,
+    ) -> StoreResult<Vec<ingest::IngestOutcome>>;
+    async fn alert_count(&self, tenant: TenantId) -> StoreResult<i64>;
+    /// (sightings, linked alerts) of an observable.
+    async fn observable_sightings(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        value: &str,
+    ) -> StoreResult<Option<(i64, i64)>>;
+}
+
 #[async_trait]
 pub trait Health {
     /// A round trip to the database.
@@ -244,11 +266,11 @@ pub trait Health {
 
 /// Everything a Bulwark node needs from its database.
 pub trait Database:
-    TenantStore + AnalystStore + ApiKeyStore + AuditStore + Health + Send + Sync
+    TenantStore + AnalystStore + ApiKeyStore + AuditStore + IngestStore + Health + Send + Sync
 {
 }
-impl<T: TenantStore + AnalystStore + ApiKeyStore + AuditStore + Health + Send + Sync> Database
-    for T
+impl<T> Database for T where
+    T: TenantStore + AnalystStore + ApiKeyStore + AuditStore + IngestStore + Health + Send + Sync
 {
 }
 

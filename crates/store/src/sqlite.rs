@@ -70,3 +70,4 @@ impl Health for SqliteStore {
 
 crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
 crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");
+crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");

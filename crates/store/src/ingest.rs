@@ -1,0 +1,305 @@
+//! Storing ingested alerts: deduplication, observables and the audit record, all in one
+//! transaction per batch (callers gather concurrent deliveries into one batch: group commit).
+//!
+//! Deduplication is race-free on both backends:
+//! - with a `source_id`, `(tenant, source, source_id)` has a unique index and the write is an
+//!   upsert, so concurrent deliveries of one alert resolve to one row, and each caller gets that
+//!   row's id;
+//! - without one, a fingerprint matches within a window; on PostgreSQL a transaction-scoped
+//!   advisory lock on (tenant, fingerprint) serializes the check-then-insert across nodes; on
+//!   SQLite the single writer already does.
+
+use bulwark_core::TenantId;
+use bulwark_normalize::NormalizedAlert;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// One alert to store.
+#[derive(Debug, Clone)]
+pub struct IncomingAlert {
+    pub tenant_id: TenantId,
+    pub alert: NormalizedAlert,
+    /// The payload exactly as received.
+    pub raw: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What happened to one incoming alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct IngestOutcome {
+    pub alert_id: Uuid,
+    /// True when it matched an existing alert (which was updated, not duplicated).
+    pub duplicate: bool,
+    /// How many duplicates the stored alert has absorbed so far.
+    pub duplicate_count: i64,
+    pub title: String,
+    pub severity: String,
+}
+
+/// Advisory-lock key for fingerprint dedup on PostgreSQL: tenant and fingerprint folded to i64.
+pub(crate) fn fingerprint_lock_key(tenant: TenantId, fp: &[u8; 32]) -> i64 {
+    let mut k = [0u8; 8];
+    for (i, b) in tenant.0.as_bytes().iter().chain(fp.iter()).enumerate() {
+        k[i % 8] ^= *b;
+    }
+    i64::from_be_bytes(k)
+}
+
+/// The order in which a batch takes its alert locks: tenant, source, then source id or
+/// fingerprint. Every batch on every node uses it, so two batches never wait on each other in
+/// a cycle.
+pub(crate) fn dedup_key(a: &IncomingAlert) -> (Uuid, &'static str, Option<String>, [u8; 32]) {
+    let fp = if a.alert.source_id.is_some() {
+        [0u8; 32]
+    } else {
+        bulwark_normalize::fingerprint(&a.alert)
+    };
+    (
+        a.tenant_id.0,
+        a.alert.source.as_str(),
+        a.alert.source_id.clone(),
+        fp,
+    )
+}
+
+macro_rules! impl_ingest {
+    ($store:ident, $db:ty, $fp_lock:literal) => {
+        mod ingest_impl {
+            use super::$store;
+            use $crate::ingest::{IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key};
+            use $crate::{ChangeCtx, IngestStore, StoreResult};
+            use bulwark_audit::EventType;
+            use bulwark_core::TenantId;
+            use sqlx::types::Json;
+            use uuid::Uuid;
+
+            #[derive(sqlx::FromRow)]
+            struct Hit {
+                id: Uuid,
+                duplicate_count: i64,
+                title: String,
+                severity: String,
+            }
+
+            impl $store {
+                async fn ingest_one(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    a: &IncomingAlert,
+                    window: chrono::Duration,
+                ) -> StoreResult<IngestOutcome> {
+                    let n = &a.alert;
+                    let fp = bulwark_normalize::fingerprint(n);
+                    let now = bulwark_core::time::now();
+                    let existing: Option<Hit> = if n.source_id.is_none() {
+                        if !$fp_lock.is_empty() {
+                            sqlx::query($fp_lock)
+                                .bind(fingerprint_lock_key(a.tenant_id, &fp))
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        let hit: Option<Hit> = sqlx::query_as(
+                            "SELECT id, duplicate_count, title, severity FROM alerts \
+                             WHERE tenant_id = $1 AND fingerprint = $2 AND source_id IS NULL \
+                             AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 1",
+                        )
+                        .bind(a.tenant_id.0)
+                        .bind(fp.to_vec())
+                        .bind(a.received_at - window)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        match hit {
+                            Some(h) => Some(
+                                sqlx::query_as(
+                                    "UPDATE alerts SET duplicate_count = duplicate_count + 1, \
+                                     last_seen = $1, latest_payload = $2, updated_at = $1 WHERE id = $3 \
+                                     RETURNING id, duplicate_count, title, severity",
+                                )
+                                .bind(now)
+                                .bind(&a.raw)
+                                .bind(h.id)
+                                .fetch_one(&mut **tx)
+                                .await?,
+                            ),
+                            None => None,
+                        }
+                    } else {
+                        None
+                    };
+                    let hit = match existing {
+                        Some(h) => h,
+                        None => sqlx::query_as(
+                            "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
+                             severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
+                             username, normalized, raw_payload, first_seen, last_seen, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                             $18, $18, $18, $18) \
+                             ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
+                             duplicate_count = alerts.duplicate_count + 1, last_seen = excluded.last_seen, \
+                             latest_payload = excluded.raw_payload, updated_at = excluded.updated_at \
+                             RETURNING id, duplicate_count, title, severity",
+                        )
+                        .bind(Uuid::now_v7())
+                        .bind(a.tenant_id.0)
+                        .bind(n.source.as_str())
+                        .bind(n.source_id.clone())
+                        .bind(fp.to_vec())
+                        .bind(&n.title)
+                        .bind(n.severity.as_str())
+                        .bind(n.severity_original.clone())
+                        .bind(n.rule_name.clone())
+                        .bind(n.rule_id.clone())
+                        .bind(n.event_time)
+                        .bind(n.source_ip.map(|i| i.to_string()))
+                        .bind(n.dest_ip.map(|i| i.to_string()))
+                        .bind(n.hostname.clone())
+                        .bind(n.username.clone())
+                        .bind(Json(n))
+                        .bind(&a.raw)
+                        .bind(now)
+                        .fetch_one(&mut **tx)
+                        .await?,
+                    };
+                    let duplicate = hit.duplicate_count > 0;
+                    Ok(IngestOutcome {
+                        alert_id: hit.id,
+                        duplicate,
+                        duplicate_count: hit.duplicate_count,
+                        title: hit.title,
+                        severity: hit.severity,
+                    })
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl IngestStore for $store {
+                async fn ingest(
+                    &self,
+                    ctx: &ChangeCtx,
+                    batch: &[IncomingAlert],
+                    window: chrono::Duration,
+                ) -> StoreResult<Vec<IngestOutcome>> {
+                    // Locks are taken in one global order (alerts by dedup key, then
+                    // observables by (tenant, kind, value), then audit heads by tenant), so
+                    // concurrent batches on several nodes cannot deadlock.
+                    let mut order: Vec<usize> = (0..batch.len()).collect();
+                    order.sort_by_cached_key(|i| dedup_key(&batch[*i]));
+                    let mut tx = self.begin_write().await?;
+                    let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+                    for i in order {
+                        outcomes[i] = Some(Self::ingest_one(&mut tx, &batch[i], window).await?);
+                    }
+                    let outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
+                    let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(_, o)| !o.duplicate)
+                        .collect();
+
+                    let mut obs: Vec<(TenantId, &str, &str, bool)> = new
+                        .iter()
+                        .flat_map(|(a, _)| {
+                            a.alert.indicators.iter().map(|ind| (a.tenant_id, ind.kind.as_str(), ind.value.as_str(), ind.private))
+                        })
+                        .collect();
+                    obs.sort();
+                    obs.dedup_by(|x, y| (x.0, x.1, x.2) == (y.0, y.1, y.2));
+                    let now = bulwark_core::time::now();
+                    let mut obs_ids = std::collections::HashMap::with_capacity(obs.len());
+                    for (tenant, kind, value, private) in obs {
+                        let (id,): (Uuid,) = sqlx::query_as(
+                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $6, 0) \
+                             ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen \
+                             RETURNING id",
+                        )
+                        .bind(Uuid::now_v7())
+                        .bind(tenant.0)
+                        .bind(kind)
+                        .bind(value)
+                        .bind(private)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        obs_ids.insert((tenant, kind, value), id);
+                    }
+                    // One sighting per new alert that carries the indicator.
+                    let mut sightings: std::collections::BTreeMap<Uuid, i64> = Default::default();
+                    for (a, o) in &new {
+                        for ind in &a.alert.indicators {
+                            let Some(id) = obs_ids.get(&(a.tenant_id, ind.kind.as_str(), ind.value.as_str())) else {
+                                continue;
+                            };
+                            sqlx::query(
+                                "INSERT INTO alert_observables (alert_id, observable_id) VALUES ($1, $2) \
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(o.alert_id)
+                            .bind(*id)
+                            .execute(&mut *tx)
+                            .await?;
+                            *sightings.entry(*id).or_default() += 1;
+                        }
+                    }
+                    for (id, n) in sightings {
+                        sqlx::query("UPDATE observables SET sightings = sightings + $1 WHERE id = $2")
+                            .bind(n)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+
+                    let mut audited = new.clone();
+                    audited.sort_by_key(|(a, o)| (a.tenant_id, o.alert_id));
+                    for (a, o) in audited {
+                        let n = &a.alert;
+                        let rec = $crate::audit::record(
+                            ctx,
+                            EventType::AlertIngested,
+                            "alert",
+                            Some(o.alert_id.to_string()),
+                            None,
+                            Some(serde_json::json!({
+                                "source": n.source.as_str(),
+                                "source_id": n.source_id,
+                                "title": n.title,
+                                "severity": n.severity.as_str(),
+                            })),
+                        )?;
+                        Self::append_audit(&mut tx, a.tenant_id, rec).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(outcomes)
+                }
+
+                async fn alert_count(&self, tenant: TenantId) -> StoreResult<i64> {
+                    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM alerts WHERE tenant_id = $1")
+                        .bind(tenant.0)
+                        .fetch_one(&self.reader)
+                        .await?;
+                    Ok(n)
+                }
+
+                async fn observable_sightings(
+                    &self,
+                    tenant: TenantId,
+                    kind: &str,
+                    value: &str,
+                ) -> StoreResult<Option<(i64, i64)>> {
+                    let row: Option<(i64, i64)> = sqlx::query_as(
+                        "SELECT o.sightings, (SELECT COUNT(*) FROM alert_observables l WHERE l.observable_id = o.id) \
+                         FROM observables o WHERE o.tenant_id = $1 AND o.kind = $2 AND o.value = $3",
+                    )
+                    .bind(tenant.0)
+                    .bind(kind.to_string())
+                    .bind(value.to_string())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                    Ok(row)
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_ingest;

@@ -1,0 +1,298 @@
+//! Storing ingested alerts on whichever backend the suite runs on: deduplication by source id
+//! and by fingerprint, under concurrency; observables; the audit record.
+
+use bulwark_core::{Scope, TenantId};
+use bulwark_normalize::{Source, normalize};
+use bulwark_store::ingest::IncomingAlert;
+use bulwark_store::testing::fresh;
+use bulwark_store::{ChangeCtx, NewTenant, Store};
+use serde_json::json;
+use std::sync::Arc;
+
+fn ctx() -> ChangeCtx {
+    ChangeCtx {
+        actor_kind: "api_key",
+        actor_id: Some("key-1".into()),
+        actor_name: Some("wazuh-prod".into()),
+        request_id: None,
+    }
+}
+
+async fn tenant(store: &Store, slug: &str) -> TenantId {
+    store
+        .create_tenant(
+            &ctx(),
+            NewTenant {
+                slug: slug.into(),
+                name: slug.into(),
+            },
+        )
+        .await
+        .expect("tenant")
+        .id
+}
+
+fn wazuh(id: &str, srcip: &str) -> serde_json::Value {
+    json!({
+        "id": id,
+        "timestamp": "2024-05-11T12:29:19.905+0000",
+        "rule": {"level": 10, "description": "sshd: brute force trying to get access to the system.", "id": "5712", "mitre": {"id": ["T1110"]}},
+        "agent": {"id": "001", "name": "web-01"},
+        "data": {"srcip": srcip, "srcuser": "root"},
+        "full_log": format!("Failed password for root from {srcip} port 22 ssh2")
+    })
+}
+
+fn incoming(t: TenantId, source: Source, payload: serde_json::Value) -> IncomingAlert {
+    IncomingAlert {
+        tenant_id: t,
+        alert: normalize(source, &payload).expect("normalize"),
+        raw: payload.to_string(),
+        received_at: bulwark_core::time::now(),
+    }
+}
+
+const DAY: chrono::Duration = chrono::Duration::hours(24);
+
+#[tokio::test]
+async fn a_source_id_is_stored_once_and_counts_duplicates() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let first = s
+        .ingest(
+            &ctx(),
+            &[incoming(
+                t,
+                Source::Wazuh,
+                wazuh("1715430559.1", "203.0.113.9"),
+            )],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert!(!first[0].duplicate);
+    assert_eq!(first[0].duplicate_count, 0);
+    assert_eq!(first[0].severity, "high");
+    let again = s
+        .ingest(
+            &ctx(),
+            &[
+                incoming(t, Source::Wazuh, wazuh("1715430559.1", "203.0.113.9")),
+                incoming(t, Source::Wazuh, wazuh("1715430559.1", "198.51.100.1")),
+            ],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        again
+            .iter()
+            .all(|o| o.duplicate && o.alert_id == first[0].alert_id)
+    );
+    assert_eq!(again[1].duplicate_count, 2);
+    assert_eq!(s.alert_count(t).await.expect("count"), 1);
+
+    // Same source id in another tenant, or from another source, is another alert.
+    let other = tenant(s, "globex").await;
+    let o = s
+        .ingest(
+            &ctx(),
+            &[incoming(
+                other,
+                Source::Wazuh,
+                wazuh("1715430559.1", "203.0.113.9"),
+            )],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert!(!o[0].duplicate);
+    assert_ne!(o[0].alert_id, first[0].alert_id);
+
+    // Observables: stored once per tenant, linked, private flagged; duplicates add no sightings.
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "203.0.113.9")
+            .await
+            .expect("obs"),
+        Some((1, 1))
+    );
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "198.51.100.1")
+            .await
+            .expect("obs"),
+        None
+    );
+    // One ingested record per new alert in the audit trail, none for duplicates.
+    let events = s
+        .list_audit(
+            &Scope::single(t),
+            &bulwark_store::audit::AuditFilter {
+                event_type: Some(bulwark_audit::EventType::AlertIngested),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("audit");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].record["actor"]["name"], "wazuh-prod");
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_deliveries_leave_one_alert_and_one_id() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                s.ingest(
+                    &ctx(),
+                    &[incoming(t, Source::Wazuh, wazuh("race-1", "203.0.113.50"))],
+                    DAY,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    let mut firsts = 0;
+    for task in tasks {
+        let out = task
+            .await
+            .expect("join")
+            .expect("no error under concurrency");
+        ids.insert(out[0].alert_id);
+        if !out[0].duplicate {
+            firsts += 1;
+        }
+    }
+    assert_eq!(ids.len(), 1, "every response names the same alert");
+    assert_eq!(firsts, 1, "exactly one delivery created it");
+    assert_eq!(s.alert_count(t).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn without_a_source_id_the_fingerprint_deduplicates_within_the_window() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    let generic = |host: &str| json!({"title": "Suspicious PowerShell", "severity": "high", "hostname": host, "source_ip": "203.0.113.77"});
+    let a = s
+        .ingest(
+            &ctx(),
+            &[incoming(t, Source::Generic, generic("ws-1"))],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    let b = s
+        .ingest(
+            &ctx(),
+            &[incoming(t, Source::Generic, generic("ws-1"))],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert!(b[0].duplicate);
+    assert_eq!(a[0].alert_id, b[0].alert_id);
+    let c = s
+        .ingest(
+            &ctx(),
+            &[incoming(t, Source::Generic, generic("ws-2"))],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert!(!c[0].duplicate, "another host is another alert");
+
+    // Outside the window: a new alert.
+    let mut late = incoming(t, Source::Generic, generic("ws-1"));
+    late.received_at = bulwark_core::time::now() + chrono::Duration::hours(25);
+    let d = s.ingest(&ctx(), &[late], DAY).await.expect("ingest");
+    assert!(!d[0].duplicate);
+
+    // Concurrent deliveries without a source id also collapse to one.
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                s.ingest(
+                    &ctx(),
+                    &[incoming(t, Source::Generic, generic("ws-9"))],
+                    DAY,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for task in tasks {
+        ids.insert(task.await.expect("join").expect("ingest")[0].alert_id);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(s.alert_count(t).await.expect("count"), 4);
+}
+
+#[tokio::test]
+async fn a_failing_batch_stores_nothing() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    // The second alert names a tenant that does not exist: the whole batch rolls back.
+    let batch = [
+        incoming(t, Source::Wazuh, wazuh("ok-1", "203.0.113.1")),
+        incoming(
+            TenantId::new(),
+            Source::Wazuh,
+            wazuh("bad-1", "203.0.113.2"),
+        ),
+    ];
+    assert!(s.ingest(&ctx(), &batch, DAY).await.is_err());
+    assert_eq!(s.alert_count(t).await.expect("count"), 0);
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "203.0.113.1")
+            .await
+            .expect("obs"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn concurrent_batches_in_opposite_orders_do_not_deadlock() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    // Ten alerts sharing observables pairwise; batches of them in opposite orders, many times.
+    let payloads: Vec<_> = (0..10)
+        .map(|i| wazuh(&format!("batch-{i}"), &format!("203.0.113.{}", i / 2)))
+        .collect();
+    let mut tasks = Vec::new();
+    for round in 0..16 {
+        let mut order: Vec<_> = payloads.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<_> = order
+                .into_iter()
+                .map(|p| incoming(t, Source::Wazuh, p))
+                .collect();
+            s.ingest(&ctx(), &batch, DAY).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("no deadlock, no error");
+    }
+    assert_eq!(s.alert_count(t).await.expect("count"), 10);
+    // Each address appears in two alerts: two sightings, two links.
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "203.0.113.3")
+            .await
+            .expect("obs"),
+        Some((2, 2))
+    );
+}
