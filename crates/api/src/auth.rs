@@ -130,6 +130,7 @@ pub fn caller_for_analyst(a: &bulwark_core::model::Analyst, platform_tenant: Ten
             Scope::Tenants(a.visible_tenants())
         },
         home_tenant: a.tenant_id,
+        source_binding: None,
     }
 }
 
@@ -192,6 +193,7 @@ async fn authenticate_full(
                     permissions: ApiKeyScope::set_permissions(&creds.key.scopes),
                     scope: Scope::single(creds.key.tenant_id),
                     home_tenant: creds.key.tenant_id,
+                    source_binding: creds.key.source.clone(),
                 },
                 None,
             ))

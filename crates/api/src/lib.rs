@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;
+pub mod ingest_writer;
 pub mod openapi;
 pub mod password_pool;
 pub mod routes;

@@ -2,7 +2,7 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{api_keys, audit, auth, ops, tenants};
+use crate::routes::{api_keys, audit, auth, ops, tenants, webhooks};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -42,6 +42,7 @@ impl Modify for Security {
         api_keys::list, api_keys::create, api_keys::revoke,
         tenants::list, tenants::get, tenants::create,
         audit::events, audit::verify, audit::checkpoint,
+        webhooks::ingest_generic, webhooks::ingest_source,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope)),
     modifiers(&Security),
@@ -52,6 +53,7 @@ impl Modify for Security {
         (name = "tenants", description = "MSSP customers"),
         (name = "operations", description = "Health and metrics"),
         (name = "audit", description = "Tamper-evident audit trail"),
+        (name = "ingestion", description = "Alert webhooks"),
     )
 )]
 pub struct ApiDoc;

@@ -26,6 +26,8 @@ pub struct ApiConfig {
     /// admins homed elsewhere administer only their own tenants.
     pub platform_tenant: TenantId,
     pub audit: AuditKeys,
+    /// Alerts without a source id are deduplicated by fingerprint within this window.
+    pub dedup_window: chrono::Duration,
 }
 
 impl ApiConfig {
@@ -33,6 +35,7 @@ impl ApiConfig {
         Self {
             platform_tenant,
             audit: AuditKeys::default(),
+            dedup_window: chrono::Duration::hours(24),
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,
@@ -113,6 +116,7 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     pub passwords: PasswordPool,
     pub audit: AuditKeys,
+    pub ingest: crate::ingest_writer::IngestWriter,
     pub config: ApiConfig,
 }
 
@@ -122,6 +126,7 @@ pub struct AppState(Arc<Inner>);
 
 impl AppState {
     pub fn new(store: Store, config: ApiConfig, metrics: Option<PrometheusHandle>) -> Self {
+        let ingest = crate::ingest_writer::IngestWriter::start(store.clone(), config.dedup_window);
         Self(Arc::new(Inner {
             store,
             tokens: TokenIssuer::new(config.jwt_secret.expose(), config.token_ttl),
@@ -130,6 +135,7 @@ impl AppState {
             metrics,
             passwords: PasswordPool::per_core(),
             audit: config.audit.clone(),
+            ingest,
             config,
         }))
     }

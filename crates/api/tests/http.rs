@@ -251,11 +251,19 @@ async fn every_route_denies_without_credentials_and_without_permission() {
             .await;
         assert_problem(&bad, StatusCode::UNAUTHORIZED);
 
-        // An ingest-only key holds no permission any of these routes need.
+        // An ingest-only key reaches the webhook routes and nothing else.
         let k = app
             .call(method.clone(), &url, Some(&ingest_key), body_for(&method))
             .await;
-        assert_problem(&k, StatusCode::FORBIDDEN);
+        if access == Access::Perm(bulwark_core::Permission::WebhooksIngest) {
+            assert!(
+                k.status != StatusCode::UNAUTHORIZED && k.status != StatusCode::FORBIDDEN,
+                "{path}: {}",
+                k.status
+            );
+        } else {
+            assert_problem(&k, StatusCode::FORBIDDEN);
+        }
 
         for (role, token) in &tokens {
             let allowed = match access {
@@ -1266,4 +1274,244 @@ async fn logins_and_admin_changes_land_in_the_audit_trail_and_verify() {
         .call(Method::GET, "/api/v1/audit/verify?mode=partial", t, None)
         .await;
     assert_eq!(r.body["field"], "mode");
+}
+
+fn wazuh_alert(id: &str, ip: &str) -> Value {
+    json!({
+        "id": id,
+        "timestamp": "2024-05-11T12:29:19.905+0000",
+        "rule": {"level": 12, "description": "sshd: brute force", "id": "5712", "mitre": {"id": ["T1110"]}},
+        "agent": {"id": "001", "name": "web-01"},
+        "data": {"srcip": ip}
+    })
+}
+
+async fn post_raw(app: &TestApp, path: &str, key: &str, ct: &str, body: String) -> Resp {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("x-api-key", key)
+        .header("content-type", ct)
+        .body(Body::from(body))
+        .expect("req");
+    app.raw(req).await
+}
+
+/// Polls every future concurrently until all are done (no extra dependency).
+async fn join_all<F: std::future::Future<Output = Resp>>(futs: Vec<F>) -> Vec<Resp> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<Resp>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => results[i] = Some(r),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn webhooks_store_alerts_once_and_answer_after_commit() {
+    let app = TestApp::new().await;
+    let acme = app.tenant("acme").await;
+    let (key, _) = app.key(&["webhooks:ingest"], acme).await;
+    let body = wazuh_alert("1715430559.77", "203.0.113.9").to_string();
+    let path = "/api/v1/webhooks/alerts/wazuh";
+    let r = post_raw(&app, path, &key, "application/json", body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["duplicate"], false);
+    assert_eq!(r.body["severity"], "critical");
+    assert_eq!(r.body["title"], "sshd: brute force");
+    assert_eq!(r.body["playbooks_triggered"], 0);
+    let id = r.body["alert_id"].clone();
+    let r = post_raw(&app, path, &key, "application/json", body.clone()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["duplicate"], true);
+    assert_eq!(r.body["duplicate_count"], 1);
+    assert_eq!(r.body["alert_id"], id);
+    assert_eq!(
+        app.store.alert_count(acme).await.expect("count"),
+        1,
+        "stored in the key's tenant"
+    );
+    assert_eq!(app.store.alert_count(app.platform).await.expect("count"), 0);
+
+    // 64 concurrent deliveries of a new alert over HTTP: one row, one id, no errors.
+    let body = wazuh_alert("race-http-1", "203.0.113.10").to_string();
+    let futs: Vec<_> = (0..64)
+        .map(|_| post_raw(&app, path, &key, "application/json", body.clone()))
+        .collect();
+    let results = join_all(futs).await;
+    let ids: std::collections::HashSet<_> = results
+        .iter()
+        .map(|r| r.body["alert_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == StatusCode::CREATED)
+            .count(),
+        1
+    );
+    assert_eq!(app.store.alert_count(acme).await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn webhook_batches_report_each_line_and_keep_the_good_ones() {
+    let app = TestApp::new().await;
+    let (key, _) = app.key(&["webhooks:ingest"], app.platform).await;
+    let lines = [
+        wazuh_alert("nd-1", "203.0.113.1").to_string(),
+        "{not json".to_string(),
+        wazuh_alert("nd-2", "203.0.113.2").to_string(),
+        "[1,2]".to_string(),
+        wazuh_alert("nd-1", "203.0.113.1").to_string(),
+    ]
+    .join("\n");
+    let path = "/api/v1/webhooks/alerts/wazuh";
+    let r = post_raw(&app, path, &key, "application/x-ndjson", lines).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["accepted"], 2);
+    assert_eq!(r.body["duplicates"], 1);
+    assert_eq!(r.body["rejected"], 2);
+    let results = r.body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5);
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON"))
+    );
+    assert_eq!(results[1]["line"], 2);
+    assert!(
+        results[3]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("object"))
+    );
+    assert_eq!(results[4]["alert_id"], results[0]["alert_id"]);
+
+    // A JSON array, and a GuardDuty findings envelope split into alerts.
+    let arr = json!([{"title": "A", "severity": "low"}, {"title": "B", "severity": "high"}]);
+    let r = post_raw(
+        &app,
+        "/api/v1/webhooks/alerts",
+        &key,
+        "application/json",
+        arr.to_string(),
+    )
+    .await;
+    assert_eq!(r.body["accepted"], 2, "{}", r.body);
+    let gd = json!({"findings": [
+        {"id": "f-1", "type": "Recon:EC2/PortProbeUnprotectedPort", "title": "Port probe", "severity": 2.0},
+        {"id": "f-2", "type": "UnauthorizedAccess:EC2/SSHBruteForce", "title": "SSH brute force", "severity": 8.0}
+    ]});
+    let r = post_raw(
+        &app,
+        "/api/v1/webhooks/alerts/guardduty",
+        &key,
+        "application/json",
+        gd.to_string(),
+    )
+    .await;
+    assert_eq!(r.body["accepted"], 2, "{}", r.body);
+    assert_eq!(r.body["results"][1]["severity"], "high");
+}
+
+#[tokio::test]
+async fn webhook_bad_input_and_key_bindings() {
+    let app = TestApp::with_config(|c| c.body_limit = 64 * 1024).await;
+    let k = bulwark_core::credentials::generate_api_key();
+    app.store
+        .create_api_key(
+            &ChangeCtx::system("test"),
+            bulwark_store::NewApiKey {
+                tenant_id: app.platform,
+                name: "suricata only".into(),
+                prefix: k.prefix.clone(),
+                digest: k.digest.to_vec(),
+                scopes: vec![ApiKeyScope::WebhooksIngest],
+                source: Some("suricata".into()),
+                expires_at: None,
+                created_by: None,
+            },
+        )
+        .await
+        .expect("key");
+    let key = k.secret;
+    let ok =
+        json!({"event_type": "alert", "src_ip": "203.0.113.5", "dest_ip": "10.0.0.5", "flow_id": 1,
+                    "alert": {"signature": "ET POLICY test", "signature_id": 1, "severity": 2}})
+        .to_string();
+    let p = "/api/v1/webhooks/alerts/suricata";
+    let r = post_raw(&app, p, &key, "application/json", ok.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The endpoint decides the source; a key bound to suricata cannot post as another tool.
+    let r = post_raw(
+        &app,
+        "/api/v1/webhooks/alerts/wazuh",
+        &key,
+        "application/json",
+        ok.clone(),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+    let r = post_raw(
+        &app,
+        "/api/v1/webhooks/alerts",
+        &key,
+        "application/json",
+        ok.clone(),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+    let r = post_raw(
+        &app,
+        "/api/v1/webhooks/alerts/splunkish",
+        &key,
+        "application/json",
+        ok.clone(),
+    )
+    .await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "source");
+
+    let r = post_raw(&app, p, &key, "application/json", "{\"a\":".into()).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    let r = post_raw(&app, p, &key, "application/json", "42".into()).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "body");
+    let r = post_raw(&app, p, &key, "application/json", "   ".into()).await;
+    assert_problem(&r, StatusCode::BAD_REQUEST);
+    let r = post_raw(&app, p, &key, "text/plain", ok.clone()).await;
+    assert_problem(&r, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let deep = format!("{}1{}", "{\"a\":".repeat(65), "}".repeat(65));
+    let r = post_raw(&app, p, &key, "application/json", deep).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body["detail"].as_str().is_some_and(|d| d.contains("64")),
+        "{}",
+        r.body
+    );
+    let deeper = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+    let r = post_raw(&app, p, &key, "application/json", deeper).await;
+    assert!(r.status.is_client_error());
+    let big = json!({"title": "x".repeat(70 * 1024)}).to_string();
+    let r = post_raw(&app, p, &key, "application/json", big).await;
+    assert_problem(&r, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        app.store.alert_count(app.platform).await.expect("count"),
+        1,
+        "nothing half-written"
+    );
 }

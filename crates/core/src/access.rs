@@ -300,6 +300,8 @@ pub struct Caller {
     pub scope: Scope,
     /// Where records this caller creates go when the request names no tenant.
     pub home_tenant: TenantId,
+    /// API keys bound to one webhook source may post alerts for that source only.
+    pub source_binding: Option<String>,
 }
 
 impl Caller {

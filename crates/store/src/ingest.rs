@@ -23,6 +23,8 @@ pub struct IncomingAlert {
     /// The payload exactly as received.
     pub raw: String,
     pub received_at: DateTime<Utc>,
+    /// Who delivered it (the API key), for the audit record. A group commit mixes callers.
+    pub actor: crate::ChangeCtx,
 }
 
 /// What happened to one incoming alert.
@@ -68,7 +70,7 @@ macro_rules! impl_ingest {
         mod ingest_impl {
             use super::$store;
             use $crate::ingest::{IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key};
-            use $crate::{ChangeCtx, IngestStore, StoreResult};
+            use $crate::{IngestStore, StoreResult};
             use bulwark_audit::EventType;
             use bulwark_core::TenantId;
             use sqlx::types::Json;
@@ -175,7 +177,6 @@ macro_rules! impl_ingest {
             impl IngestStore for $store {
                 async fn ingest(
                     &self,
-                    ctx: &ChangeCtx,
                     batch: &[IncomingAlert],
                     window: chrono::Duration,
                 ) -> StoreResult<Vec<IngestOutcome>> {
@@ -254,7 +255,7 @@ macro_rules! impl_ingest {
                     for (a, o) in audited {
                         let n = &a.alert;
                         let rec = $crate::audit::record(
-                            ctx,
+                            &a.actor,
                             EventType::AlertIngested,
                             "alert",
                             Some(o.alert_id.to_string()),

@@ -241,7 +241,6 @@ pub trait IngestStore {
     /// appended) and answers per alert, in order. Nothing is acknowledged before the commit.
     async fn ingest(
         &self,
-        ctx: &ChangeCtx,
         batch: &[ingest::IncomingAlert],
         dedup_window: chrono::Duration,
     ) -> StoreResult<Vec<ingest::IngestOutcome>>;

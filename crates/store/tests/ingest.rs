@@ -49,6 +49,7 @@ fn incoming(t: TenantId, source: Source, payload: serde_json::Value) -> Incoming
         alert: normalize(source, &payload).expect("normalize"),
         raw: payload.to_string(),
         received_at: bulwark_core::time::now(),
+        actor: ctx(),
     }
 }
 
@@ -61,7 +62,6 @@ async fn a_source_id_is_stored_once_and_counts_duplicates() {
     let t = tenant(s, "acme").await;
     let first = s
         .ingest(
-            &ctx(),
             &[incoming(
                 t,
                 Source::Wazuh,
@@ -76,7 +76,6 @@ async fn a_source_id_is_stored_once_and_counts_duplicates() {
     assert_eq!(first[0].severity, "high");
     let again = s
         .ingest(
-            &ctx(),
             &[
                 incoming(t, Source::Wazuh, wazuh("1715430559.1", "203.0.113.9")),
                 incoming(t, Source::Wazuh, wazuh("1715430559.1", "198.51.100.1")),
@@ -97,7 +96,6 @@ async fn a_source_id_is_stored_once_and_counts_duplicates() {
     let other = tenant(s, "globex").await;
     let o = s
         .ingest(
-            &ctx(),
             &[incoming(
                 other,
                 Source::Wazuh,
@@ -149,7 +147,6 @@ async fn sixty_four_concurrent_deliveries_leave_one_alert_and_one_id() {
             let s = Arc::clone(&s);
             tokio::spawn(async move {
                 s.ingest(
-                    &ctx(),
                     &[incoming(t, Source::Wazuh, wazuh("race-1", "203.0.113.50"))],
                     DAY,
                 )
@@ -181,29 +178,17 @@ async fn without_a_source_id_the_fingerprint_deduplicates_within_the_window() {
     let t = tenant(&s, "acme").await;
     let generic = |host: &str| json!({"title": "Suspicious PowerShell", "severity": "high", "hostname": host, "source_ip": "203.0.113.77"});
     let a = s
-        .ingest(
-            &ctx(),
-            &[incoming(t, Source::Generic, generic("ws-1"))],
-            DAY,
-        )
+        .ingest(&[incoming(t, Source::Generic, generic("ws-1"))], DAY)
         .await
         .expect("ingest");
     let b = s
-        .ingest(
-            &ctx(),
-            &[incoming(t, Source::Generic, generic("ws-1"))],
-            DAY,
-        )
+        .ingest(&[incoming(t, Source::Generic, generic("ws-1"))], DAY)
         .await
         .expect("ingest");
     assert!(b[0].duplicate);
     assert_eq!(a[0].alert_id, b[0].alert_id);
     let c = s
-        .ingest(
-            &ctx(),
-            &[incoming(t, Source::Generic, generic("ws-2"))],
-            DAY,
-        )
+        .ingest(&[incoming(t, Source::Generic, generic("ws-2"))], DAY)
         .await
         .expect("ingest");
     assert!(!c[0].duplicate, "another host is another alert");
@@ -211,7 +196,7 @@ async fn without_a_source_id_the_fingerprint_deduplicates_within_the_window() {
     // Outside the window: a new alert.
     let mut late = incoming(t, Source::Generic, generic("ws-1"));
     late.received_at = bulwark_core::time::now() + chrono::Duration::hours(25);
-    let d = s.ingest(&ctx(), &[late], DAY).await.expect("ingest");
+    let d = s.ingest(&[late], DAY).await.expect("ingest");
     assert!(!d[0].duplicate);
 
     // Concurrent deliveries without a source id also collapse to one.
@@ -219,12 +204,8 @@ async fn without_a_source_id_the_fingerprint_deduplicates_within_the_window() {
         .map(|_| {
             let s = Arc::clone(&s);
             tokio::spawn(async move {
-                s.ingest(
-                    &ctx(),
-                    &[incoming(t, Source::Generic, generic("ws-9"))],
-                    DAY,
-                )
-                .await
+                s.ingest(&[incoming(t, Source::Generic, generic("ws-9"))], DAY)
+                    .await
             })
         })
         .collect();
@@ -250,7 +231,7 @@ async fn a_failing_batch_stores_nothing() {
             wazuh("bad-1", "203.0.113.2"),
         ),
     ];
-    assert!(s.ingest(&ctx(), &batch, DAY).await.is_err());
+    assert!(s.ingest(&batch, DAY).await.is_err());
     assert_eq!(s.alert_count(t).await.expect("count"), 0);
     assert_eq!(
         s.observable_sightings(t, "ipv4", "203.0.113.1")
@@ -281,7 +262,7 @@ async fn concurrent_batches_in_opposite_orders_do_not_deadlock() {
                 .into_iter()
                 .map(|p| incoming(t, Source::Wazuh, p))
                 .collect();
-            s.ingest(&ctx(), &batch, DAY).await
+            s.ingest(&batch, DAY).await
         }));
     }
     for task in tasks {

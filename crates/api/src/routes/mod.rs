@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod ops;
 pub mod tenants;
+pub mod webhooks;
 
 use crate::auth::Access;
 use crate::state::AppState;
@@ -127,6 +128,18 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/audit/checkpoints",
             Perm(P::SettingsManage),
             post(audit::checkpoint),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/webhooks/alerts",
+            Perm(P::WebhooksIngest),
+            post(webhooks::ingest_generic),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/webhooks/alerts/{source}",
+            Perm(P::WebhooksIngest),
+            post(webhooks::ingest_source),
         ),
     ]
 }

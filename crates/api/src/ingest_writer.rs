@@ -1,0 +1,96 @@
+//! Group commit for ingestion: concurrent webhook requests hand their alerts to one writer
+//! task, which stores whatever has gathered in one transaction and answers each request only
+//! after that transaction committed. One transaction per alert cannot reach the ingest targets
+//! on either backend (see DESIGN.md's measurements); one per gathered batch can.
+//!
+//! If a gathered batch fails, each request's alerts are retried on their own, so one bad
+//! request cannot fail its neighbours.
+
+use bulwark_store::ingest::{IncomingAlert, IngestOutcome};
+use bulwark_store::{Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Alerts gathered into one transaction at most.
+const MAX_BATCH: usize = 1024;
+/// Requests waiting for the writer at most (then senders wait: backpressure).
+const QUEUE: usize = 4096;
+
+struct Job {
+    alerts: Vec<IncomingAlert>,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct IngestWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the ingest writer stopped")]
+    Stopped,
+}
+
+impl IngestWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Store, dedup_window: chrono::Duration) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, rx, dedup_window));
+        Self { tx }
+    }
+
+    /// Stores `alerts` (in one transaction with whatever else is waiting) and returns their
+    /// outcomes, in order, once committed.
+    pub async fn write(
+        &self,
+        alerts: Vec<IncomingAlert>,
+    ) -> Result<Vec<IngestOutcome>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job { alerts, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        Ok(rx.await.map_err(|_| WriteError::Stopped)??)
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, window: chrono::Duration) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let mut count = jobs[0].alerts.len();
+        while count < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    count += job.alerts.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        if jobs.len() == 1 {
+            let job = jobs.remove(0);
+            let result = store.ingest(&job.alerts, window).await;
+            let _ = job.reply.send(result);
+            continue;
+        }
+        let all: Vec<IncomingAlert> = jobs.iter().flat_map(|j| j.alerts.iter().cloned()).collect();
+        match store.ingest(&all, window).await {
+            Ok(outcomes) => {
+                let mut rest = outcomes.into_iter();
+                for job in jobs {
+                    let mine: Vec<_> = rest.by_ref().take(job.alerts.len()).collect();
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = jobs.len(), "group commit failed; retrying each request alone");
+                for job in jobs {
+                    let result = store.ingest(&job.alerts, window).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
