@@ -157,6 +157,19 @@ macro_rules! impl_audit {
                     tenant: TenantId,
                     rec: NewRecord,
                 ) -> StoreResult<()> {
+                    Self::append_audit_many(tx, tenant, vec![rec]).await
+                }
+
+                /// Appends several records to one tenant's chain: the head is read and written
+                /// once, the records go in with multi-row inserts (the ingest hot path).
+                pub(crate) async fn append_audit_many(
+                    tx: &mut Transaction<'static, $db>,
+                    tenant: TenantId,
+                    recs: Vec<NewRecord>,
+                ) -> StoreResult<()> {
+                    if recs.is_empty() {
+                        return Ok(());
+                    }
                     let genesis = bulwark_audit::genesis_hash(tenant.0);
                     sqlx::query(
                         "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
@@ -173,29 +186,49 @@ macro_rules! impl_audit {
                     .bind(tenant.0)
                     .fetch_one(&mut **tx)
                     .await?;
-                    let head = head_from(seq, hash)?;
-                    let appended = bulwark_audit::append(tenant.0, &head, rec)
-                        .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
-                    let r = &appended.record;
-                    sqlx::query(
-                        "INSERT INTO audit_log (tenant_id, seq, ts, event_type, actor_kind, actor_id, \
-                         target_kind, target_id, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(tenant.0)
-                    .bind(to_i64(appended.head.seq)?)
-                    .bind(r.ts.as_datetime())
-                    .bind(r.event_type.as_str())
-                    .bind(r.actor.kind.to_string())
-                    .bind(r.actor.id.clone())
-                    .bind(r.target.kind.clone())
-                    .bind(r.target.id.clone())
-                    .bind(appended.record_bytes.clone())
-                    .bind(appended.hash.0.to_vec())
-                    .execute(&mut **tx)
-                    .await?;
+                    let mut head = head_from(seq, hash)?;
+                    let mut rows = Vec::with_capacity(recs.len());
+                    for rec in recs {
+                        let appended = bulwark_audit::append(tenant.0, &head, rec)
+                            .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
+                        head = appended.head;
+                        rows.push(appended);
+                    }
+                    // 10 parameters per row; 500 rows stay far below both backends' limits.
+                    for chunk in rows.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO audit_log (tenant_id, seq, ts, event_type, actor_kind, actor_id, \
+                             target_kind, target_id, record, hash) ",
+                        );
+                        let mut err = None;
+                        qb.push_values(chunk, |mut b, a| {
+                            let r = &a.record;
+                            let seq = match to_i64(a.head.seq) {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    err = Some(e);
+                                    0
+                                }
+                            };
+                            b.push_bind(tenant.0)
+                                .push_bind(seq)
+                                .push_bind(r.ts.as_datetime())
+                                .push_bind(r.event_type.as_str())
+                                .push_bind(r.actor.kind.to_string())
+                                .push_bind(r.actor.id.clone())
+                                .push_bind(r.target.kind.clone())
+                                .push_bind(r.target.id.clone())
+                                .push_bind(a.record_bytes.clone())
+                                .push_bind(a.hash.0.to_vec());
+                        });
+                        if let Some(e) = err {
+                            return Err(e);
+                        }
+                        qb.build().execute(&mut **tx).await?;
+                    }
                     sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
-                        .bind(to_i64(appended.head.seq)?)
-                        .bind(appended.head.hash.0.to_vec())
+                        .bind(to_i64(head.seq)?)
+                        .bind(head.hash.0.to_vec())
                         .bind(tenant.0)
                         .execute(&mut **tx)
                         .await?;

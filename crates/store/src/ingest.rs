@@ -226,21 +226,25 @@ macro_rules! impl_ingest {
                     }
                     // One sighting per new alert that carries the indicator.
                     let mut sightings: std::collections::BTreeMap<Uuid, i64> = Default::default();
+                    let mut links: Vec<(Uuid, Uuid)> = Vec::new();
                     for (a, o) in &new {
                         for ind in &a.alert.indicators {
                             let Some(id) = obs_ids.get(&(a.tenant_id, ind.kind.as_str(), ind.value.as_str())) else {
                                 continue;
                             };
-                            sqlx::query(
-                                "INSERT INTO alert_observables (alert_id, observable_id) VALUES ($1, $2) \
-                                 ON CONFLICT DO NOTHING",
-                            )
-                            .bind(o.alert_id)
-                            .bind(*id)
-                            .execute(&mut *tx)
-                            .await?;
+                            links.push((o.alert_id, *id));
                             *sightings.entry(*id).or_default() += 1;
                         }
+                    }
+                    for chunk in links.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO alert_observables (alert_id, observable_id) ",
+                        );
+                        qb.push_values(chunk, |mut b, (alert, obs)| {
+                            b.push_bind(*alert).push_bind(*obs);
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut *tx).await?;
                     }
                     for (id, n) in sightings {
                         sqlx::query("UPDATE observables SET sightings = sightings + $1 WHERE id = $2")
@@ -250,9 +254,10 @@ macro_rules! impl_ingest {
                             .await?;
                     }
 
-                    let mut audited = new.clone();
-                    audited.sort_by_key(|(a, o)| (a.tenant_id, o.alert_id));
-                    for (a, o) in audited {
+                    // One chain append per tenant for the whole batch.
+                    let mut per_tenant: std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>> =
+                        Default::default();
+                    for (a, o) in &new {
                         let n = &a.alert;
                         let rec = $crate::audit::record(
                             &a.actor,
@@ -267,7 +272,10 @@ macro_rules! impl_ingest {
                                 "severity": n.severity.as_str(),
                             })),
                         )?;
-                        Self::append_audit(&mut tx, a.tenant_id, rec).await?;
+                        per_tenant.entry(a.tenant_id).or_default().push(rec);
+                    }
+                    for (tenant, recs) in per_tenant {
+                        Self::append_audit_many(&mut tx, tenant, recs).await?;
                     }
                     tx.commit().await?;
                     Ok(outcomes)

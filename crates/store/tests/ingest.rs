@@ -269,6 +269,17 @@ async fn concurrent_batches_in_opposite_orders_do_not_deadlock() {
         task.await.expect("join").expect("no deadlock, no error");
     }
     assert_eq!(s.alert_count(t).await.expect("count"), 10);
+    // The chain written by batched appends verifies: ten ingested records after the tenant's.
+    let report = bulwark_store::audit::verify_tenant(
+        s.as_ref(),
+        t,
+        &[],
+        bulwark_store::audit::VerifyMode::Full,
+    )
+    .await
+    .expect("verify");
+    assert!(report.is_ok(), "{:?}", report.first_break);
+    assert_eq!(report.last_seq, 11);
     // Each address appears in two alerts: two sightings, two links.
     assert_eq!(
         s.observable_sightings(t, "ipv4", "203.0.113.3")
