@@ -197,43 +197,55 @@ macro_rules! impl_ingest {
                         .filter(|(_, o)| !o.duplicate)
                         .collect();
 
-                    let mut obs: Vec<(TenantId, &str, &str, bool)> = new
-                        .iter()
-                        .flat_map(|(a, _)| {
-                            a.alert.indicators.iter().map(|ind| (a.tenant_id, ind.kind.as_str(), ind.value.as_str(), ind.private))
-                        })
-                        .collect();
-                    obs.sort();
-                    obs.dedup_by(|x, y| (x.0, x.1, x.2) == (y.0, y.1, y.2));
-                    let now = bulwark_core::time::now();
-                    let mut obs_ids = std::collections::HashMap::with_capacity(obs.len());
-                    for (tenant, kind, value, private) in obs {
-                        let (id,): (Uuid,) = sqlx::query_as(
-                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $6, 0) \
-                             ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen \
-                             RETURNING id",
-                        )
-                        .bind(Uuid::now_v7())
-                        .bind(tenant.0)
-                        .bind(kind)
-                        .bind(value)
-                        .bind(private)
-                        .bind(now)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        obs_ids.insert((tenant, kind, value), id);
+                    // Sightings per observable in this batch: one per new alert carrying it.
+                    // BTreeMap order is the global lock order (tenant, kind, value).
+                    let mut counts: std::collections::BTreeMap<(TenantId, &str, &str), (bool, i64)> =
+                        Default::default();
+                    for (a, _) in &new {
+                        for ind in &a.alert.indicators {
+                            counts
+                                .entry((a.tenant_id, ind.kind.as_str(), ind.value.as_str()))
+                                .or_insert((ind.private, 0))
+                                .1 += 1;
+                        }
                     }
-                    // One sighting per new alert that carries the indicator.
-                    let mut sightings: std::collections::BTreeMap<Uuid, i64> = Default::default();
+                    let now = bulwark_core::time::now();
+                    let counts: Vec<_> = counts.into_iter().collect();
+                    let mut obs_ids: std::collections::HashMap<(TenantId, String, String), Uuid> =
+                        std::collections::HashMap::with_capacity(counts.len());
+                    // 8 parameters per row; keys are unique within a statement (as PostgreSQL's
+                    // ON CONFLICT DO UPDATE requires).
+                    for chunk in counts.chunks(250) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings) ",
+                        );
+                        qb.push_values(chunk, |mut b, ((tenant, kind, value), (private, n))| {
+                            b.push_bind(Uuid::now_v7())
+                                .push_bind(tenant.0)
+                                .push_bind(*kind)
+                                .push_bind(*value)
+                                .push_bind(*private)
+                                .push_bind(now)
+                                .push_bind(now)
+                                .push_bind(*n);
+                        });
+                        qb.push(
+                            " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
+                             sightings = observables.sightings + excluded.sightings RETURNING id, tenant_id, kind, value",
+                        );
+                        let rows: Vec<(Uuid, Uuid, String, String)> =
+                            qb.build_query_as().fetch_all(&mut *tx).await?;
+                        for (id, tenant, kind, value) in rows {
+                            obs_ids.insert((TenantId(tenant), kind, value), id);
+                        }
+                    }
                     let mut links: Vec<(Uuid, Uuid)> = Vec::new();
                     for (a, o) in &new {
                         for ind in &a.alert.indicators {
-                            let Some(id) = obs_ids.get(&(a.tenant_id, ind.kind.as_str(), ind.value.as_str())) else {
-                                continue;
-                            };
-                            links.push((o.alert_id, *id));
-                            *sightings.entry(*id).or_default() += 1;
+                            let key = (a.tenant_id, ind.kind.as_str().to_string(), ind.value.clone());
+                            if let Some(id) = obs_ids.get(&key) {
+                                links.push((o.alert_id, *id));
+                            }
                         }
                     }
                     for chunk in links.chunks(1000) {
@@ -245,13 +257,6 @@ macro_rules! impl_ingest {
                         });
                         qb.push(" ON CONFLICT DO NOTHING");
                         qb.build().execute(&mut *tx).await?;
-                    }
-                    for (id, n) in sightings {
-                        sqlx::query("UPDATE observables SET sightings = sightings + $1 WHERE id = $2")
-                            .bind(n)
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?;
                     }
 
                     // One chain append per tenant for the whole batch.
