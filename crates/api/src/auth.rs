@@ -138,12 +138,9 @@ pub fn caller_for_analyst(a: &bulwark_core::model::Analyst, platform_tenant: Ten
 #[derive(Clone)]
 pub struct CurrentAnalyst(pub std::sync::Arc<bulwark_core::model::Analyst>);
 
-/// Resolves the caller from the request headers; `Unauthorized` when absent or invalid.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    authenticate_full(state, headers).await.map(|(c, _)| c)
-}
-
-async fn authenticate_full(
+/// Resolves the caller (and, for analysts, the analyst record) from the request headers;
+/// `Unauthorized` when absent or invalid.
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<(Caller, Option<CurrentAnalyst>), ApiError> {
@@ -223,7 +220,7 @@ pub async fn guard(
     next: Next,
 ) -> Result<Response, ApiError> {
     if access != Access::Public {
-        let (caller, analyst) = authenticate_full(&state, req.headers()).await?;
+        let (caller, analyst) = authenticate(&state, req.headers()).await?;
         authorize(&caller, access)?;
         req.extensions_mut().insert(caller);
         if let Some(a) = analyst {

@@ -115,7 +115,6 @@ pub struct Inner {
     pub key_usage: KeyUsage,
     pub metrics: Option<PrometheusHandle>,
     pub passwords: PasswordPool,
-    pub audit: AuditKeys,
     pub ingest: crate::ingest_writer::IngestWriter,
     pub config: ApiConfig,
 }
@@ -134,7 +133,6 @@ impl AppState {
             key_usage: KeyUsage::default(),
             metrics,
             passwords: PasswordPool::per_core(),
-            audit: config.audit.clone(),
             ingest,
             config,
         }))

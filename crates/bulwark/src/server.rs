@@ -108,7 +108,7 @@ async fn flush_key_usage(state: State, mut stop: watch::Receiver<bool>) {
 /// Signs a checkpoint of every audit chain that moved, periodically and once more at shutdown.
 /// Every node may do this; a checkpoint already stored for a (tenant, seq) is skipped.
 async fn checkpoint_loop(state: State, every: Duration, mut stop: watch::Receiver<bool>) {
-    let Some(signer) = state.audit.signer.clone() else {
+    let Some(signer) = state.config.audit.signer.clone() else {
         return;
     };
     loop {

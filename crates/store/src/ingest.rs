@@ -50,17 +50,20 @@ pub(crate) fn fingerprint_lock_key(tenant: TenantId, fp: &[u8; 32]) -> i64 {
 
 /// The order in which a batch takes its alert locks: tenant, source, then source id or
 /// fingerprint. Every batch on every node uses it, so two batches never wait on each other in
-/// a cycle.
-pub(crate) fn dedup_key(a: &IncomingAlert) -> (Uuid, &'static str, Option<String>, [u8; 32]) {
+/// a cycle. `fp` is the alert's fingerprint (only alerts without a source id dedup by it).
+pub(crate) fn dedup_key<'a>(
+    a: &'a IncomingAlert,
+    fp: &[u8; 32],
+) -> (Uuid, &'static str, Option<&'a str>, [u8; 32]) {
     let fp = if a.alert.source_id.is_some() {
         [0u8; 32]
     } else {
-        bulwark_normalize::fingerprint(&a.alert)
+        *fp
     };
     (
         a.tenant_id.0,
         a.alert.source.as_str(),
-        a.alert.source_id.clone(),
+        a.alert.source_id.as_deref(),
         fp,
     )
 }
@@ -88,15 +91,15 @@ macro_rules! impl_ingest {
                 async fn ingest_one(
                     tx: &mut sqlx::Transaction<'static, $db>,
                     a: &IncomingAlert,
+                    fp: &[u8; 32],
                     window: chrono::Duration,
                 ) -> StoreResult<IngestOutcome> {
                     let n = &a.alert;
-                    let fp = bulwark_normalize::fingerprint(n);
                     let now = bulwark_core::time::now();
                     let existing: Option<Hit> = if n.source_id.is_none() {
                         if !$fp_lock.is_empty() {
                             sqlx::query($fp_lock)
-                                .bind(fingerprint_lock_key(a.tenant_id, &fp))
+                                .bind(fingerprint_lock_key(a.tenant_id, fp))
                                 .execute(&mut **tx)
                                 .await?;
                         }
@@ -183,12 +186,15 @@ macro_rules! impl_ingest {
                     // Locks are taken in one global order (alerts by dedup key, then
                     // observables by (tenant, kind, value), then audit heads by tenant), so
                     // concurrent batches on several nodes cannot deadlock.
+                    // Every alert stores its fingerprint; compute it once.
+                    let fps: Vec<[u8; 32]> =
+                        batch.iter().map(|a| bulwark_normalize::fingerprint(&a.alert)).collect();
                     let mut order: Vec<usize> = (0..batch.len()).collect();
-                    order.sort_by_cached_key(|i| dedup_key(&batch[*i]));
+                    order.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
                     let mut tx = self.begin_write().await?;
                     let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
                     for i in order {
-                        outcomes[i] = Some(Self::ingest_one(&mut tx, &batch[i], window).await?);
+                        outcomes[i] = Some(Self::ingest_one(&mut tx, &batch[i], &fps[i], window).await?);
                     }
                     let outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
                     let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch

@@ -117,7 +117,7 @@ pub async fn verify(
         Some(_) => return Err(ApiError::NotFound),
         None => state.store.audit_tenants(&caller.scope).await?,
     };
-    let keys = state.audit.trusted_keys();
+    let keys = state.config.audit.trusted_keys();
     let mut reports = Vec::with_capacity(tenants.len());
     for t in tenants {
         reports.push(
@@ -152,6 +152,7 @@ pub async fn checkpoint(
     Auth(caller): Auth,
 ) -> ApiResult<axum::Json<CheckpointResponse>> {
     let signer = state
+        .config
         .audit
         .signer
         .as_ref()
