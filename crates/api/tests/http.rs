@@ -137,6 +137,16 @@ impl TestApp {
         )
     }
 
+    async fn login<U, P>(&self, username: &U, password: &P) -> Resp
+    where
+        U: serde::Serialize + ?Sized,
+        P: serde::Serialize + ?Sized,
+    {
+        let body = json!({"username": username, "password": password});
+        self.call(Method::POST, "/api/v1/auth/login", None, Some(body))
+            .await
+    }
+
     async fn raw(&self, req: Request<Body>) -> Resp {
         let resp = self.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();
@@ -427,14 +437,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
 #[tokio::test]
 async fn login_issues_a_token_and_does_not_reveal_usernames() {
     let app = TestApp::new().await;
-    let ok = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "ADMIN", "password": PASSWORD})),
-        )
-        .await;
+    let ok = app.login("ADMIN", PASSWORD).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
     assert_eq!(ok.body["token_type"], "bearer");
     assert_eq!(ok.body["expires_in"], 8 * 3600);
@@ -457,22 +460,8 @@ async fn login_issues_a_token_and_does_not_reveal_usernames() {
     );
     assert!(me.body.get("password_hash").is_none());
 
-    let wrong = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "admin", "password": "nope-nope-nope"})),
-        )
-        .await;
-    let unknown = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "ghost", "password": "nope-nope-nope"})),
-        )
-        .await;
+    let wrong = app.login("admin", "nope-nope-nope").await;
+    let unknown = app.login("ghost", "nope-nope-nope").await;
     assert_problem(&wrong, StatusCode::UNAUTHORIZED);
     assert_eq!(
         wrong.body, unknown.body,
@@ -484,25 +473,11 @@ async fn login_issues_a_token_and_does_not_reveal_usernames() {
 async fn repeated_failed_logins_are_throttled_with_retry_after() {
     let app = TestApp::new().await;
     for _ in 0..5 {
-        let r = app
-            .call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": "admin", "password": "guess-guess-guess"})),
-            )
-            .await;
+        let r = app.login("admin", "guess-guess-guess").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // Even the right password is refused while locked out.
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "admin", "password": PASSWORD})),
-        )
-        .await;
+    let r = app.login("admin", PASSWORD).await;
     assert_problem(&r, StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = r.headers["retry-after"]
         .to_str()
@@ -512,22 +487,9 @@ async fn repeated_failed_logins_are_throttled_with_retry_after() {
     assert!((1..=30).contains(&retry), "{retry}");
     // Unknown usernames are throttled the same way.
     for _ in 0..5 {
-        app.call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "ghost", "password": "guess-guess-guess"})),
-        )
-        .await;
+        app.login("ghost", "guess-guess-guess").await;
     }
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "ghost", "password": "guess-guess-guess"})),
-        )
-        .await;
+    let r = app.login("ghost", "guess-guess-guess").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -579,14 +541,7 @@ async fn tokens_die_when_the_user_is_disabled_or_the_password_changes() {
             .status,
         StatusCode::OK
     );
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "al", "password": "a brand new password"})),
-        )
-        .await;
+    let login = app.login("al", "a brand new password").await;
     assert_eq!(login.status, StatusCode::OK);
 
     // Admin reset: sessions end, the generated password works.
@@ -605,14 +560,7 @@ async fn tokens_die_when_the_user_is_disabled_or_the_password_changes() {
             .await,
         StatusCode::UNAUTHORIZED,
     );
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "al", "password": generated})),
-        )
-        .await;
+    let login = app.login("al", &generated).await;
     assert_eq!(login.status, StatusCode::OK);
     let token = login.body["access_token"]
         .as_str()
@@ -635,14 +583,7 @@ async fn tokens_die_when_the_user_is_disabled_or_the_password_changes() {
             .await,
         StatusCode::UNAUTHORIZED,
     );
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "al", "password": generated})),
-        )
-        .await;
+    let login = app.login("al", &generated).await;
     assert_problem(&login, StatusCode::UNAUTHORIZED);
 }
 
@@ -821,14 +762,7 @@ async fn analysts_are_created_with_roles_and_tenant_access() {
         .as_str()
         .expect("generated password")
         .to_string();
-    let login = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "carol", "password": pw})),
-        )
-        .await;
+    let login = app.login("carol", &pw).await;
     assert_eq!(login.status, StatusCode::OK);
     let dup = app
         .call(
@@ -1009,14 +943,7 @@ async fn bad_input_gets_a_clear_4xx_never_a_500() {
         .call(Method::PUT, "/api/v1/tenants", Some(&t), None)
         .await;
     assert!(r.status.is_client_error());
-    let r = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": ["a"], "password": 1})),
-        )
-        .await;
+    let r = app.login(&["a"], &1).await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         r.body["field"] == "username" || r.body["field"] == "password",
@@ -1071,30 +998,22 @@ async fn logins_and_admin_changes_land_in_the_audit_trail_and_verify() {
     let app = TestApp::new().await;
     let acme = app.tenant("acme").await;
     let (bob, _) = app.user("bob", Role::Analyst, acme).await;
-    let login = |u: &'static str, p: &'static str| {
-        app.call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": u, "password": p})),
-        )
-    };
-    assert_eq!(login("bob", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(app.login("bob", PASSWORD).await.status, StatusCode::OK);
     assert_eq!(
-        login("bob", "wrong-password-1").await.status,
+        app.login("bob", "wrong-password-1").await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        login("nobody", "wrong-password-1").await.status,
+        app.login("nobody", "wrong-password-1").await.status,
         StatusCode::UNAUTHORIZED
     );
     for _ in 0..4 {
-        login("bob", "wrong-password-1").await;
+        app.login("bob", "wrong-password-1").await;
     }
     // Throttled attempts are refused without being recorded one by one.
     for _ in 0..3 {
         assert_eq!(
-            login("bob", "wrong-password-1").await.status,
+            app.login("bob", "wrong-password-1").await.status,
             StatusCode::TOO_MANY_REQUESTS
         );
     }
