@@ -183,6 +183,15 @@ where
     }
 }
 
+/// The same server's no-op endpoint: the denominator of every ratio a suite reports.
+async fn noop_phase(base: &str, concurrency: usize, duration: Duration) -> LoadResult {
+    let url = format!("{base}/healthz");
+    load("GET /healthz (no-op)", concurrency, duration, move |c| {
+        c.get(&url)
+    })
+    .await
+}
+
 async fn foundation(args: &Args) -> anyhow::Result<String> {
     let duration = Duration::from_secs(args.duration);
     let mut out = String::new();
@@ -208,16 +217,7 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
         .context("no token")?
         .to_string();
 
-    let healthz = {
-        let url = format!("{base}/healthz");
-        load(
-            "GET /healthz (no-op)",
-            args.concurrency,
-            duration,
-            move |c| c.get(&url),
-        )
-        .await
-    };
+    let healthz = noop_phase(&base, args.concurrency, duration).await;
     let rss_after_healthz = server.rss_kib();
     let me = {
         let url = format!("{base}/api/v1/auth/me");
@@ -361,16 +361,7 @@ async fn ingest(args: &Args) -> anyhow::Result<String> {
         .context("no key printed")?
         .to_string();
 
-    let healthz = {
-        let url = format!("{base}/healthz");
-        load(
-            "GET /healthz (no-op)",
-            args.concurrency,
-            duration,
-            move |c| c.get(&url),
-        )
-        .await
-    };
+    let healthz = noop_phase(&base, args.concurrency, duration).await;
     // 30% of requests repeat an earlier alert (same source id).
     let counter = Arc::new(AtomicU64::new(0));
     let single = {
