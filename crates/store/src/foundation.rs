@@ -421,7 +421,15 @@ macro_rules! impl_foundation {
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
-                let before_grants = self.grants_of(&[row.id]).await?.remove(&row.id).unwrap_or_default();
+                // Read inside the transaction: the "before" of the audit record is what this
+                // transaction replaces.
+                let grant_rows: Vec<GrantRow> = sqlx::query_as(
+                    "SELECT analyst_id, tenant_id FROM analyst_tenants WHERE analyst_id = $1",
+                )
+                .bind(row.id)
+                .fetch_all(&mut *tx)
+                .await?;
+                let before_grants = group_grants(grant_rows).remove(&row.id).unwrap_or_default();
                 if let Some(tenants) = &patch.tenant_ids {
                     Self::write_grants(&mut tx, id.0, TenantId(row.tenant_id), tenants).await?;
                 }
