@@ -4,6 +4,10 @@
 //! `Authorization: Bearer bwk_...` for API keys. Every request re-reads the analyst or key row,
 //! so disabling a user, changing a password (token version) or revoking a key takes effect on
 //! the very next request, on every node.
+//!
+//! Abuse limits live here too: a client address whose failed-authentication budget is spent is
+//! refused before any credential is checked, and a valid key's requests are charged to that
+//! key's token bucket (see `rate_limit`).
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -138,12 +142,49 @@ pub fn caller_for_analyst(a: &bulwark_core::model::Analyst, platform_tenant: Ten
 #[derive(Clone)]
 pub struct CurrentAnalyst(pub std::sync::Arc<bulwark_core::model::Analyst>);
 
+/// The API key behind the request, for handlers that check request signatures.
+pub struct KeyContext {
+    pub creds: bulwark_core::model::ApiKeyCredentials,
+    /// The key as presented (OpenSOAR's `X-Webhook-Signature` is keyed with it).
+    pub presented: bulwark_core::Secret<String>,
+}
+
+/// The client address the limits are keyed by (absent for in-process requests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+pub struct Authenticated {
+    pub caller: Caller,
+    pub analyst: Option<CurrentAnalyst>,
+    pub key: Option<std::sync::Arc<KeyContext>>,
+}
+
+/// The TCP peer, or with `trust_forwarded_for` the last `X-Forwarded-For` entry (the one the
+/// trusted proxy appended; earlier entries are whatever the client claimed).
+pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<std::net::IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|s| s.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// Resolves the caller (and, for analysts, the analyst record) from the request headers;
 /// `Unauthorized` when absent or invalid.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<(Caller, Option<CurrentAnalyst>), ApiError> {
+) -> Result<Authenticated, ApiError> {
     match presented(headers).ok_or(ApiError::Unauthorized(INVALID))? {
         Presented::Jwt(token) => {
             let claims = state
@@ -163,10 +204,11 @@ pub async fn authenticate(
                 return Err(ApiError::Unauthorized(INVALID));
             }
             let caller = caller_for_analyst(&creds.analyst, state.config.platform_tenant);
-            Ok((
+            Ok(Authenticated {
                 caller,
-                Some(CurrentAnalyst(std::sync::Arc::new(creds.analyst))),
-            ))
+                analyst: Some(CurrentAnalyst(std::sync::Arc::new(creds.analyst))),
+                key: None,
+            })
         }
         Presented::ApiKey(key) => {
             let prefix = api_key_prefix(key).ok_or(ApiError::Unauthorized(INVALID))?;
@@ -180,8 +222,8 @@ pub async fn authenticate(
                 return Err(ApiError::Unauthorized(INVALID));
             }
             state.key_usage.record(creds.key.id, now);
-            Ok((
-                Caller {
+            Ok(Authenticated {
+                caller: Caller {
                     principal: Principal::ApiKey {
                         id: creds.key.id,
                         name: creds.key.name.clone(),
@@ -192,8 +234,12 @@ pub async fn authenticate(
                     home_tenant: creds.key.tenant_id,
                     source_binding: creds.key.source.clone(),
                 },
-                None,
-            ))
+                analyst: None,
+                key: Some(std::sync::Arc::new(KeyContext {
+                    creds,
+                    presented: bulwark_core::Secret::new(key.to_string()),
+                })),
+            })
         }
     }
 }
@@ -220,14 +266,79 @@ pub async fn guard(
     next: Next,
 ) -> Result<Response, ApiError> {
     if access != Access::Public {
-        let (caller, analyst) = authenticate(&state, req.headers()).await?;
-        authorize(&caller, access)?;
-        req.extensions_mut().insert(caller);
-        if let Some(a) = analyst {
-            req.extensions_mut().insert(a);
+        let limits = state.config.limits;
+        let ip = client_ip(&req, limits.trust_forwarded_for);
+        let ip_policy = crate::rate_limit::BucketPolicy::per_minute(
+            limits.auth_failures_per_minute,
+            limits.auth_failure_burst,
+        );
+        let now = std::time::Instant::now();
+        if let Some(ip) = ip
+            && let Err(wait) = state.auth_failures.check(ip, ip_policy, now)
+        {
+            metrics::counter!("bulwark_auth_refused_total", "reason" => "ip_failure_limit")
+                .increment(1);
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: crate::rate_limit::retry_after_secs(wait),
+            });
+        }
+        let auth = match authenticate(&state, req.headers()).await {
+            Ok(a) => a,
+            Err(e) => {
+                if matches!(e, ApiError::Unauthorized(_)) {
+                    record_auth_failure(&state, ip);
+                }
+                return Err(e);
+            }
+        };
+        authorize(&auth.caller, access)?;
+        if let Some(key) = &auth.key {
+            let limit = key.creds.key.rate_limit.unwrap_or(limits.key_rate);
+            let policy = crate::rate_limit::BucketPolicy::per_second(limit.per_second, limit.burst);
+            if let Err(wait) = state.key_buckets.take(key.creds.key.id, policy, now) {
+                metrics::counter!("bulwark_auth_refused_total", "reason" => "key_rate_limit")
+                    .increment(1);
+                if let Some(source) = crate::routes::webhooks::source_of_path(req.uri().path()) {
+                    state.ingest_stats.record(
+                        auth.caller.home_tenant,
+                        source,
+                        crate::ingest_stats::Outcome::Rejected(
+                            crate::ingest_stats::Reject::RateLimited,
+                        ),
+                        1,
+                    );
+                }
+                return Err(ApiError::TooManyRequests {
+                    retry_after_secs: crate::rate_limit::retry_after_secs(wait),
+                });
+            }
+        }
+        let ext = req.extensions_mut();
+        ext.insert(auth.caller);
+        ext.insert(ClientIp(ip));
+        if let Some(a) = auth.analyst {
+            ext.insert(a);
+        }
+        if let Some(k) = auth.key {
+            ext.insert(k);
         }
     }
     Ok(next.run(req).await)
+}
+
+/// Charges a failed authentication to the client address.
+pub fn record_auth_failure(state: &AppState, ip: Option<std::net::IpAddr>) {
+    metrics::counter!("bulwark_auth_failures_total").increment(1);
+    if let Some(ip) = ip {
+        let limits = state.config.limits;
+        let policy = crate::rate_limit::BucketPolicy::per_minute(
+            limits.auth_failures_per_minute,
+            limits.auth_failure_burst,
+        );
+        let _ = state
+            .auth_failures
+            .take(ip, policy, std::time::Instant::now());
+    }
 }
 
 /// The authenticated caller, for handlers behind [`guard`].

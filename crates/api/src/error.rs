@@ -34,6 +34,8 @@ pub enum ApiError {
         detail: String,
     },
     Unauthorized(&'static str),
+    /// A webhook signature is missing, malformed, stale or wrong (401, says which).
+    BadSignature(String),
     Forbidden(String),
     NotFound,
     Conflict(String),
@@ -74,6 +76,11 @@ impl ApiError {
             }
             ApiError::Validation { status, .. } => (*status, "validation", "Invalid request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::BadSignature(_) => (
+                StatusCode::UNAUTHORIZED,
+                "bad-signature",
+                "Invalid signature",
+            ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -149,7 +156,7 @@ impl IntoResponse for ApiError {
         let (detail, field) = match self {
             ApiError::Validation { field, detail, .. } => (detail, field),
             ApiError::Unauthorized(d) => (d.to_string(), None),
-            ApiError::Forbidden(d) | ApiError::Conflict(d) => (d, None),
+            ApiError::Forbidden(d) | ApiError::Conflict(d) | ApiError::BadSignature(d) => (d, None),
             ApiError::UnsupportedMediaType(d) | ApiError::Unavailable(d) => (d, None),
             ApiError::NotFound => ("no such resource".to_string(), None),
             ApiError::PayloadTooLarge => {

@@ -28,6 +28,37 @@ pub struct ApiConfig {
     pub audit: AuditKeys,
     /// Alerts without a source id are deduplicated by fingerprint within this window.
     pub dedup_window: chrono::Duration,
+    pub limits: Limits,
+}
+
+/// Abuse limits and the dead-letter bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests per API key (a key's own `rate_limit` overrides it).
+    pub key_rate: bulwark_core::model::RateLimit,
+    /// Failed authentications per client IP per minute, and the burst allowed.
+    pub auth_failures_per_minute: u32,
+    pub auth_failure_burst: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (behind a proxy that
+    /// appends it) instead of the TCP peer.
+    pub trust_forwarded_for: bool,
+    /// Rejected payloads kept per tenant (newest first).
+    pub dead_letters_per_tenant: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            key_rate: bulwark_core::model::RateLimit {
+                per_second: 500,
+                burst: 1000,
+            },
+            auth_failures_per_minute: 30,
+            auth_failure_burst: 60,
+            trust_forwarded_for: false,
+            dead_letters_per_tenant: 10_000,
+        }
+    }
 }
 
 impl ApiConfig {
@@ -36,6 +67,7 @@ impl ApiConfig {
             platform_tenant,
             audit: AuditKeys::default(),
             dedup_window: chrono::Duration::hours(24),
+            limits: Limits::default(),
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,
@@ -116,6 +148,11 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     pub passwords: PasswordPool,
     pub ingest: crate::ingest_writer::IngestWriter,
+    pub ingest_stats: crate::ingest_stats::IngestStats,
+    /// Request budget per valid API key.
+    pub key_buckets: crate::rate_limit::Buckets<ApiKeyId>,
+    /// Failed-authentication budget per client address.
+    pub auth_failures: crate::rate_limit::Buckets<std::net::IpAddr>,
     pub config: ApiConfig,
 }
 
@@ -134,6 +171,9 @@ impl AppState {
             metrics,
             passwords: PasswordPool::per_core(),
             ingest,
+            ingest_stats: Default::default(),
+            key_buckets: crate::rate_limit::Buckets::new(100_000),
+            auth_failures: crate::rate_limit::Buckets::new(100_000),
             config,
         }))
     }

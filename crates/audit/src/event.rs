@@ -152,6 +152,10 @@ event_types! {
         IntegrationCalled = "integration.called",
         /// A notification was sent.
         NotificationSent = "notification.sent",
+        /// A rejected payload from the dead-letter list was ingested again.
+        DeadLetterReplayed = "dead_letter.replayed",
+        /// A rejected payload was deleted from the dead-letter list.
+        DeadLetterDiscarded = "dead_letter.discarded",
     }
     Approval = "approval" {
         /// Approval for a sensitive action was requested.

@@ -351,6 +351,11 @@ async fn ingest(args: &Args) -> anyhow::Result<String> {
             "bench",
             "--scope",
             "webhooks:ingest",
+            // The benchmark measures throughput, not the default per-key limit.
+            "--rate-per-second",
+            "100000",
+            "--burst",
+            "100000",
         ])
         .env("BULWARK_DATA_DIR", server._dir.path().join("data"))
         .output()?;

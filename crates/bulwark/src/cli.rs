@@ -58,6 +58,18 @@ pub enum ApiKeyCmd {
         source: Option<String>,
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// Give the key a signing secret (printed once) and require X-Bulwark-Signature.
+        #[arg(long)]
+        signed: bool,
+        /// Accept OpenSOAR's X-Webhook-Signature (HMAC keyed with the API key); signatures
+        /// become required.
+        #[arg(long)]
+        accept_key_signature: bool,
+        /// Requests per second for this key (with --burst), instead of the server default.
+        #[arg(long, requires = "burst")]
+        rate_per_second: Option<u32>,
+        #[arg(long, requires = "rate_per_second")]
+        burst: Option<u32>,
     },
     /// List keys (never the secrets).
     List,
@@ -248,6 +260,10 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
             tenant: t,
             source,
             expires_in_days,
+            signed,
+            accept_key_signature,
+            rate_per_second,
+            burst,
         } => {
             let name = validate::name("name", &name, 100).map_err(|e| anyhow::anyhow!("{e}"))?;
             let scopes = scopes
@@ -270,6 +286,24 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 Some(_) => bail!("expires-in-days: must be 1 to 3650"),
                 None => None,
             };
+            if (signed || accept_key_signature) && !scopes.contains(&ApiKeyScope::WebhooksIngest) {
+                bail!("signed / accept-key-signature: the key needs --scope webhooks:ingest");
+            }
+            let rate_limit = match (rate_per_second, burst) {
+                (Some(r), Some(b))
+                    if (1..=100_000).contains(&r) && (1..=1_000_000).contains(&b) =>
+                {
+                    Some(bulwark_core::model::RateLimit {
+                        per_second: r,
+                        burst: b,
+                    })
+                }
+                (Some(_), Some(_)) => {
+                    bail!("rate-per-second: must be 1 to 100000; burst: must be 1 to 1000000")
+                }
+                _ => None,
+            };
+            let signing_secret = signed.then(bulwark_core::signature::generate_signing_secret);
             let home = tenant(store, t.as_deref()).await?;
             let k = generate_api_key();
             let key = store
@@ -284,6 +318,9 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                         source,
                         expires_at,
                         created_by: None,
+                        signing_secret: signing_secret.clone(),
+                        accept_key_signature,
+                        rate_limit,
                     },
                 )
                 .await?;
@@ -292,6 +329,9 @@ pub async fn api_key(store: &Store, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 key.id, key.prefix, home.slug
             );
             println!("key (shown once): {}", k.secret);
+            if let Some(s) = signing_secret {
+                println!("signing secret (shown once): {s}");
+            }
         }
         ApiKeyCmd::List => {
             println!(

@@ -33,6 +33,18 @@ pub struct Config {
     pub audit_signing_key: Option<Secret<String>>,
     /// Hex public keys of retired signing keys (their checkpoints must still verify).
     pub audit_retired_keys: Vec<String>,
+    /// Alerts without a source id are deduplicated by fingerprint within this many seconds.
+    pub dedup_window_secs: u64,
+    /// Default request budget per API key: sustained rate and burst.
+    pub key_rate_per_second: u32,
+    pub key_rate_burst: u32,
+    /// Failed authentications allowed per client address per minute, and at once.
+    pub auth_failures_per_minute: u32,
+    pub auth_failure_burst: u32,
+    /// Behind a reverse proxy that appends X-Forwarded-For: key limits by its last entry.
+    pub trust_forwarded_for: bool,
+    /// Rejected payloads kept per tenant.
+    pub dead_letters_per_tenant: u32,
 }
 
 /// The file form: every field optional, unknown keys rejected.
@@ -52,6 +64,57 @@ struct FileConfig {
     audit_checkpoint_secs: Option<u64>,
     audit_signing_key: Option<String>,
     audit_retired_keys: Option<Vec<String>>,
+    dedup_window_secs: Option<u64>,
+    key_rate_per_second: Option<u32>,
+    key_rate_burst: Option<u32>,
+    auth_failures_per_minute: Option<u32>,
+    auth_failure_burst: Option<u32>,
+    trust_forwarded_for: Option<bool>,
+    dead_letters_per_tenant: Option<u32>,
+}
+
+/// A number from the environment (`var`) or the file (`key`), within `range`.
+fn number<T>(
+    env: Env<'_>,
+    var: &str,
+    key: &str,
+    from_file: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> anyhow::Result<T>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let v = match env(var) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{var} ({key}): `{v}` is not a whole number"))?,
+        None => from_file.unwrap_or(default),
+    };
+    if !range.contains(&v) {
+        bail!(
+            "{var} ({key}): must be between {} and {}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(v)
+}
+
+fn boolean(
+    env: Env<'_>,
+    var: &str,
+    key: &str,
+    from_file: Option<bool>,
+    default: bool,
+) -> anyhow::Result<bool> {
+    match env(var).as_deref() {
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => bail!("{var} ({key}): `{other}` is not true or false"),
+        None => Ok(from_file.unwrap_or(default)),
+    }
 }
 
 /// Parses the TOML file; errors name the key (`token_ttl_secs: invalid type ...`).
@@ -106,6 +169,34 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "BULWARK_EMBEDDED_WORKER",
         "run the job worker inside `serve` (default true)",
+    ),
+    (
+        "BULWARK_DEDUP_WINDOW_SECS",
+        "alerts without a source id are deduplicated by fingerprint within this window (default 86400)",
+    ),
+    (
+        "BULWARK_KEY_RATE_PER_SECOND",
+        "requests per second per API key, unless the key sets its own (default 500)",
+    ),
+    (
+        "BULWARK_KEY_RATE_BURST",
+        "requests an API key may make at once (default 1000)",
+    ),
+    (
+        "BULWARK_AUTH_FAILURES_PER_MINUTE",
+        "failed authentications per client address per minute before 429 (default 30)",
+    ),
+    (
+        "BULWARK_AUTH_FAILURE_BURST",
+        "failed authentications a client address may make at once (default 60)",
+    ),
+    (
+        "BULWARK_TRUST_FORWARDED_FOR",
+        "take the client address from the last X-Forwarded-For entry (default false)",
+    ),
+    (
+        "BULWARK_DEAD_LETTERS_PER_TENANT",
+        "rejected payloads kept per tenant, newest first (default 10000)",
     ),
 ];
 
@@ -203,14 +294,13 @@ impl Config {
             bulwark_core::validate::password("BULWARK_ADMIN_PASSWORD (admin_password)", p)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        let embedded_worker = match env("BULWARK_EMBEDDED_WORKER").as_deref() {
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(other) => {
-                bail!("BULWARK_EMBEDDED_WORKER (embedded_worker): `{other}` is not true or false")
-            }
-            None => f.embedded_worker.unwrap_or(true),
-        };
+        let embedded_worker = boolean(
+            env,
+            "BULWARK_EMBEDDED_WORKER",
+            "embedded_worker",
+            f.embedded_worker,
+            true,
+        )?;
         let audit_checkpoint_secs = match env("BULWARK_AUDIT_CHECKPOINT_SECS") {
             Some(v) => v.parse().map_err(|_| {
                 anyhow::anyhow!("BULWARK_AUDIT_CHECKPOINT_SECS (audit_checkpoint_secs): `{v}` is not a number of seconds")
@@ -245,7 +335,69 @@ impl Config {
                 );
             }
         }
+        let dedup_window_secs = number(
+            env,
+            "BULWARK_DEDUP_WINDOW_SECS",
+            "dedup_window_secs",
+            f.dedup_window_secs,
+            86_400,
+            60..=30 * 86_400,
+        )?;
+        let key_rate_per_second = number(
+            env,
+            "BULWARK_KEY_RATE_PER_SECOND",
+            "key_rate_per_second",
+            f.key_rate_per_second,
+            500,
+            1..=100_000,
+        )?;
+        let key_rate_burst = number(
+            env,
+            "BULWARK_KEY_RATE_BURST",
+            "key_rate_burst",
+            f.key_rate_burst,
+            1000,
+            1..=1_000_000,
+        )?;
+        let auth_failures_per_minute = number(
+            env,
+            "BULWARK_AUTH_FAILURES_PER_MINUTE",
+            "auth_failures_per_minute",
+            f.auth_failures_per_minute,
+            30,
+            1..=100_000,
+        )?;
+        let auth_failure_burst = number(
+            env,
+            "BULWARK_AUTH_FAILURE_BURST",
+            "auth_failure_burst",
+            f.auth_failure_burst,
+            60,
+            1..=100_000,
+        )?;
+        let trust_forwarded_for = boolean(
+            env,
+            "BULWARK_TRUST_FORWARDED_FOR",
+            "trust_forwarded_for",
+            f.trust_forwarded_for,
+            false,
+        )?;
+        let dead_letters_per_tenant = number(
+            env,
+            "BULWARK_DEAD_LETTERS_PER_TENANT",
+            "dead_letters_per_tenant",
+            f.dead_letters_per_tenant,
+            10_000,
+            1..=1_000_000,
+        )?;
         Ok(Config {
+            dedup_window_secs,
+            key_rate_per_second,
+            key_rate_burst,
+            auth_failures_per_minute,
+            auth_failure_burst,
+            trust_forwarded_for,
+            dead_letters_per_tenant,
             audit_checkpoint_secs,
             audit_signing_key: audit_signing_key.map(Secret::new),
             audit_retired_keys,

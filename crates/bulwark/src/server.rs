@@ -57,6 +57,17 @@ pub async fn serve(
     api_config.audit = bootstrap::audit_keys(&config)?;
     api_config.token_ttl = Duration::from_secs(config.token_ttl_secs);
     api_config.body_limit = config.body_limit_bytes;
+    api_config.dedup_window = chrono::Duration::seconds(config.dedup_window_secs as i64);
+    api_config.limits = bulwark_api::state::Limits {
+        key_rate: bulwark_core::model::RateLimit {
+            per_second: config.key_rate_per_second,
+            burst: config.key_rate_burst,
+        },
+        auth_failures_per_minute: config.auth_failures_per_minute,
+        auth_failure_burst: config.auth_failure_burst,
+        trust_forwarded_for: config.trust_forwarded_for,
+        dead_letters_per_tenant: config.dead_letters_per_tenant,
+    };
     let state = State::new(
         store.clone(),
         api_config,
@@ -64,7 +75,7 @@ pub async fn serve(
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let flusher = tokio::spawn(flush_key_usage(state.clone(), stop_rx.clone()));
+    let flusher = tokio::spawn(flush_counters(state.clone(), stop_rx.clone()));
     let checkpointer = tokio::spawn(checkpoint_loop(
         state.clone(),
         Duration::from_secs(config.audit_checkpoint_secs),
@@ -79,9 +90,13 @@ pub async fn serve(
     println!("bulwark: listening on http://{addr}");
     tracing::info!(%addr, backend = ?store.backend(), database = %config.database_url_redacted(), "serving");
 
-    axum::serve(listener, bulwark_api::router(state.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        bulwark_api::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
 
     let _ = stop_tx.send(true);
     let _ = flusher.await;
@@ -90,16 +105,21 @@ pub async fn serve(
         let _ = w.await;
     }
     state.key_usage.flush(&store).await;
+    state.ingest_stats.flush(&store).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// API keys' `last_used_at`, written every 10 s instead of on every request.
-async fn flush_key_usage(state: State, mut stop: watch::Receiver<bool>) {
+/// API keys' `last_used_at` and the ingestion counters, written every 5 s instead of on
+/// every request (and once more at shutdown).
+async fn flush_counters(state: State, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(10)) => state.key_usage.flush(&state.store).await,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                state.key_usage.flush(&state.store).await;
+                state.ingest_stats.flush(&state.store).await;
+            }
             _ = stop.changed() => return,
         }
     }

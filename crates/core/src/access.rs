@@ -58,6 +58,7 @@ permissions! {
     TenantsManage => "tenants:manage",
     AuditRead => "audit:read",
     WebhooksIngest => "webhooks:ingest",
+    IngestManage => "ingest:manage",
 }
 
 impl fmt::Display for Permission {

@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod ids;
 pub mod model;
 pub mod secret;
+pub mod signature;
 pub mod time;
 pub mod validate;
 

@@ -66,6 +66,14 @@ pub struct ApiKey {
     pub scopes: Vec<ApiKeyScope>,
     /// When set, the key may only post alerts for this webhook source.
     pub source: Option<String>,
+    /// Requests must carry a valid `X-Bulwark-Signature` made with the key's signing secret
+    /// (or, if `accept_key_signature`, an `X-Webhook-Signature`).
+    pub signed: bool,
+    /// Accepts OpenSOAR's `X-Webhook-Signature: sha256=<HMAC(key, body)>`; signatures become
+    /// required for this key.
+    pub accept_key_signature: bool,
+    /// Overrides the server's per-key request rate limit.
+    pub rate_limit: Option<RateLimit>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_by: Option<AnalystId>,
@@ -77,6 +85,18 @@ impl ApiKey {
     pub fn is_usable_at(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
+
+    /// Whether every request made with this key must be signed.
+    pub fn requires_signature(&self) -> bool {
+        self.signed || self.accept_key_signature
+    }
+}
+
+/// A token bucket: `per_second` requests on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 /// What authentication needs about an API key.
@@ -84,4 +104,6 @@ impl ApiKey {
 pub struct ApiKeyCredentials {
     pub key: ApiKey,
     pub digest: Vec<u8>,
+    /// The HMAC secret for `X-Bulwark-Signature` (kept readable: verifying needs it).
+    pub signing_secret: Option<crate::Secret<String>>,
 }

@@ -103,6 +103,10 @@ pub(crate) struct ApiKeyRow {
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub signing_secret: Option<String>,
+    pub accept_key_signature: bool,
+    pub rate_per_second: Option<i64>,
+    pub rate_burst: Option<i64>,
 }
 
 impl ApiKeyRow {
@@ -115,6 +119,17 @@ impl ApiKeyRow {
                 prefix: self.prefix,
                 scopes: parse_scopes(&self.scopes)?,
                 source: self.source,
+                signed: self.signing_secret.is_some(),
+                accept_key_signature: self.accept_key_signature,
+                rate_limit: match (self.rate_per_second, self.rate_burst) {
+                    (Some(r), Some(b)) => Some(bulwark_core::model::RateLimit {
+                        per_second: u32::try_from(r)
+                            .map_err(|_| StoreError::Corrupt("rate_per_second".into()))?,
+                        burst: u32::try_from(b)
+                            .map_err(|_| StoreError::Corrupt("rate_burst".into()))?,
+                    }),
+                    _ => None,
+                },
                 expires_at: self.expires_at,
                 revoked_at: self.revoked_at,
                 created_by: self.created_by.map(AnalystId),
@@ -122,12 +137,13 @@ impl ApiKeyRow {
                 last_used_at: self.last_used_at,
             },
             digest: self.digest,
+            signing_secret: self.signing_secret.map(bulwark_core::Secret::new),
         })
     }
 }
 
 pub(crate) const ANALYST_COLUMNS: &str = "id, tenant_id, username, display_name, password_hash, role, is_active, token_version, created_at, updated_at, last_login_at";
-pub(crate) const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, digest, scopes, source, expires_at, revoked_at, created_by, created_at, last_used_at";
+pub(crate) const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, digest, scopes, source, expires_at, revoked_at, created_by, created_at, last_used_at, signing_secret, accept_key_signature, rate_per_second, rate_burst";
 
 /// Checks that every granted tenant exists (a clear 4xx instead of a foreign-key error).
 pub(crate) fn missing_tenant_error() -> StoreError {
@@ -515,6 +531,9 @@ macro_rules! impl_foundation {
                     prefix: new.prefix,
                     scopes: new.scopes,
                     source: new.source,
+                    signed: new.signing_secret.is_some(),
+                    accept_key_signature: new.accept_key_signature,
+                    rate_limit: new.rate_limit,
                     expires_at: new.expires_at,
                     revoked_at: None,
                     created_by: new.created_by,
@@ -524,7 +543,9 @@ macro_rules! impl_foundation {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO api_keys (id, tenant_id, name, prefix, digest, scopes, source, \
-                     expires_at, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     expires_at, created_by, created_at, signing_secret, accept_key_signature, \
+                     rate_per_second, rate_burst) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(key.id.0)
                 .bind(key.tenant_id.0)
@@ -536,6 +557,10 @@ macro_rules! impl_foundation {
                 .bind(key.expires_at)
                 .bind(key.created_by.map(|a| a.0))
                 .bind(key.created_at)
+                .bind(new.signing_secret)
+                .bind(key.accept_key_signature)
+                .bind(key.rate_limit.map(|r| i64::from(r.per_second)))
+                .bind(key.rate_limit.map(|r| i64::from(r.burst)))
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| match conflict_or(e, "prefix") {
@@ -547,7 +572,9 @@ macro_rules! impl_foundation {
                 })?;
                 let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
                 let rec = $crate::audit::record(ctx, EventType::ApiKeyCreated, "api_key", Some(key.id.to_string()), None,
-                    Some(json!({"name": key.name, "prefix": key.prefix, "scopes": scopes, "source": key.source})))?;
+                    Some(json!({"name": key.name, "prefix": key.prefix, "scopes": scopes, "source": key.source,
+                        "signed": key.signed, "accept_key_signature": key.accept_key_signature,
+                        "rate_limit": key.rate_limit})))?;
                 Self::append_audit(&mut tx, key.tenant_id, rec).await?;
                 tx.commit().await?;
                 Ok(key)

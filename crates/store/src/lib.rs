@@ -12,6 +12,7 @@
 pub mod audit;
 mod foundation;
 pub mod ingest;
+pub mod ingest_ops;
 mod postgres;
 mod scope_sql;
 mod sqlite;
@@ -136,6 +137,11 @@ pub struct NewApiKey {
     pub source: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_by: Option<AnalystId>,
+    /// HMAC secret for `X-Bulwark-Signature`; when set, requests must be signed.
+    pub signing_secret: Option<String>,
+    /// Accept OpenSOAR's `X-Webhook-Signature` (HMAC keyed with the API key).
+    pub accept_key_signature: bool,
+    pub rate_limit: Option<bulwark_core::model::RateLimit>,
 }
 
 #[async_trait]
@@ -254,6 +260,51 @@ pub trait IngestStore {
     ) -> StoreResult<Option<(i64, i64)>>;
 }
 
+/// The dead-letter list and the ingestion counters.
+#[async_trait]
+pub trait IngestOpsStore {
+    /// Keeps rejected payloads, then trims each tenant's list to its newest `keep_per_tenant`.
+    async fn add_dead_letters(
+        &self,
+        letters: &[ingest_ops::NewDeadLetter],
+        keep_per_tenant: u32,
+    ) -> StoreResult<Vec<uuid::Uuid>>;
+    /// Newest first, without payloads.
+    async fn list_dead_letters(
+        &self,
+        scope: &Scope,
+        filter: &ingest_ops::DeadLetterFilter,
+    ) -> StoreResult<Vec<ingest_ops::DeadLetter>>;
+    /// One dead letter with its payload.
+    async fn get_dead_letter(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<ingest_ops::DeadLetter>;
+    /// Records a successful replay (audited).
+    async fn mark_dead_letter_replayed(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+        alert_id: uuid::Uuid,
+    ) -> StoreResult<ingest_ops::DeadLetter>;
+    /// Deletes a dead letter (audited).
+    async fn discard_dead_letter(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    async fn add_ingest_counts(&self, counts: &[ingest_ops::IngestCount]) -> StoreResult<()>;
+    /// Counters summed from `since` (a UTC day) on.
+    async fn ingest_stats(
+        &self,
+        scope: &Scope,
+        since: chrono::NaiveDate,
+    ) -> StoreResult<Vec<ingest_ops::IngestStat>>;
+}
+
 #[async_trait]
 pub trait Health {
     /// A round trip to the database.
@@ -265,11 +316,27 @@ pub trait Health {
 
 /// Everything a Bulwark node needs from its database.
 pub trait Database:
-    TenantStore + AnalystStore + ApiKeyStore + AuditStore + IngestStore + Health + Send + Sync
+    TenantStore
+    + AnalystStore
+    + ApiKeyStore
+    + AuditStore
+    + IngestStore
+    + IngestOpsStore
+    + Health
+    + Send
+    + Sync
 {
 }
 impl<T> Database for T where
-    T: TenantStore + AnalystStore + ApiKeyStore + AuditStore + IngestStore + Health + Send + Sync
+    T: TenantStore
+        + AnalystStore
+        + ApiKeyStore
+        + AuditStore
+        + IngestStore
+        + IngestOpsStore
+        + Health
+        + Send
+        + Sync
 {
 }
 

@@ -67,3 +67,4 @@ impl Health for PgStore {
 crate::foundation::impl_foundation!(PgStore, sqlx::Postgres);
 crate::audit::impl_audit!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::ingest::impl_ingest!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock($1)");
+crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);

@@ -71,3 +71,4 @@ impl Health for SqliteStore {
 crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
 crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
+crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);

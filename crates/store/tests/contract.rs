@@ -56,6 +56,9 @@ fn key(t: TenantId, prefix: &str) -> NewApiKey {
         source: Some("wazuh".into()),
         expires_at: None,
         created_by: None,
+        signing_secret: None,
+        accept_key_signature: false,
+        rate_limit: None,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_core::credentials::generate_api_key;
-use bulwark_core::model::ApiKey;
+use bulwark_core::model::{ApiKey, RateLimit};
 use bulwark_core::{ApiKeyId, ApiKeyScope, TenantId, validate};
 use bulwark_store::{ChangeCtx, NewApiKey};
 use chrono::{DateTime, Utc};
@@ -40,12 +40,25 @@ pub struct CreateApiKeyRequest {
     pub expires_at: Option<DateTime<Utc>>,
     /// Alternative to `expires_at`: days from now (1 to 3650).
     pub expires_in_days: Option<u32>,
+    /// Give the key a signing secret and require `X-Bulwark-Signature` on every webhook
+    /// request (needs the `webhooks:ingest` scope).
+    #[serde(default)]
+    pub signed: bool,
+    /// Accept OpenSOAR's `X-Webhook-Signature: sha256=<HMAC(key, body)>`; signatures become
+    /// required (needs the `webhooks:ingest` scope).
+    #[serde(default)]
+    pub accept_key_signature: bool,
+    /// Overrides the server's per-key rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ApiKeyCreated {
     /// The key itself. Shown this once; only its SHA-256 digest is stored.
     pub key: String,
+    /// The signing secret for `X-Bulwark-Signature` (signed keys only). Shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
     pub api_key: ApiKey,
 }
 
@@ -105,12 +118,37 @@ pub async fn create(
             ),
         ));
     }
+    if (req.signed || req.accept_key_signature) && !scopes.contains(&ApiKeyScope::WebhooksIngest) {
+        let field = if req.signed {
+            "signed"
+        } else {
+            "accept_key_signature"
+        };
+        return Err(ApiError::field(
+            field,
+            "signatures apply to webhook deliveries: the key needs the webhooks:ingest scope",
+        ));
+    }
+    if let Some(r) = req.rate_limit {
+        if !(1..=100_000).contains(&r.per_second) {
+            return Err(ApiError::field(
+                "rate_limit.per_second",
+                "must be 1 to 100000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&r.burst) {
+            return Err(ApiError::field("rate_limit.burst", "must be 1 to 1000000"));
+        }
+    }
     let now = bulwark_core::time::now();
     let expires_at = expiry(&req, now)?;
     let tenant_id = caller
         .target_tenant(req.tenant_id)
         .ok_or_else(|| ApiError::field("tenant_id", "unknown tenant"))?;
     let generated = generate_api_key();
+    let signing_secret = req
+        .signed
+        .then(bulwark_core::signature::generate_signing_secret);
     let api_key = state
         .store
         .create_api_key(
@@ -124,6 +162,9 @@ pub async fn create(
                 source: req.source,
                 expires_at,
                 created_by: caller.analyst_id(),
+                signing_secret: signing_secret.clone(),
+                accept_key_signature: req.accept_key_signature,
+                rate_limit: req.rate_limit,
             },
         )
         .await?;
@@ -131,6 +172,7 @@ pub async fn create(
         StatusCode::CREATED,
         axum::Json(ApiKeyCreated {
             key: generated.secret,
+            signing_secret,
             api_key,
         }),
     ))

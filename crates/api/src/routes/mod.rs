@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod ingest;
 pub mod ops;
 pub mod tenants;
 pub mod webhooks;
@@ -140,6 +141,36 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/webhooks/alerts/{source}",
             Perm(P::WebhooksIngest),
             post(webhooks::ingest_source),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/ingest/stats",
+            Perm(P::AlertsRead),
+            get(ingest::stats),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/ingest/dead-letters",
+            Perm(P::IngestManage),
+            get(ingest::list_dead_letters),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/ingest/dead-letters/{id}",
+            Perm(P::IngestManage),
+            get(ingest::get_dead_letter),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/ingest/dead-letters/{id}",
+            Perm(P::IngestManage),
+            delete(ingest::discard_dead_letter),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/ingest/dead-letters/{id}/replay",
+            Perm(P::IngestManage),
+            post(ingest::replay_dead_letter),
         ),
     ]
 }
