@@ -11,7 +11,7 @@ use bulwark_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
 /// Alerts gathered into one transaction at most.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 4096;
 /// Requests waiting for the writer at most (then senders wait: backpressure).
 const QUEUE: usize = 4096;
 
@@ -69,26 +69,28 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, window: chrono::Duration
                 Err(_) => break,
             }
         }
-        if jobs.len() == 1 {
-            let job = jobs.remove(0);
-            let result = store.ingest(&job.alerts, window).await;
-            let _ = job.reply.send(result);
-            continue;
+        // One vector for the transaction; each request's alerts are a span of it.
+        let mut all: Vec<IncomingAlert> = Vec::with_capacity(count);
+        let mut spans = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            spans.push((job.alerts.len(), job.reply));
+            all.extend(job.alerts);
         }
-        let all: Vec<IncomingAlert> = jobs.iter().flat_map(|j| j.alerts.iter().cloned()).collect();
         match store.ingest(&all, window).await {
             Ok(outcomes) => {
                 let mut rest = outcomes.into_iter();
-                for job in jobs {
-                    let mine: Vec<_> = rest.by_ref().take(job.alerts.len()).collect();
-                    let _ = job.reply.send(Ok(mine));
+                for (len, reply) in spans {
+                    let mine: Vec<_> = rest.by_ref().take(len).collect();
+                    let _ = reply.send(Ok(mine));
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, requests = jobs.len(), "group commit failed; retrying each request alone");
-                for job in jobs {
-                    let result = store.ingest(&job.alerts, window).await;
-                    let _ = job.reply.send(result);
+                tracing::warn!(error = %e, requests = spans.len(), "group commit failed; retrying each request alone");
+                let mut start = 0;
+                for (len, reply) in spans {
+                    let result = store.ingest(&all[start..start + len], window).await;
+                    start += len;
+                    let _ = reply.send(result);
                 }
             }
         }

@@ -37,7 +37,33 @@ enum Suite {
     /// Start-up, idle memory, login, authenticated and no-op request rates.
     Foundation,
     /// Alert ingestion over HTTP: single-alert requests and NDJSON batches, 30% duplicates.
-    Ingest,
+    Ingest {
+        /// Run the server on this database (an empty PostgreSQL database, e.g. made with
+        /// `createdb`) instead of a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Afterwards, keep posting NDJSON batches until this many alerts were sent, and report
+        /// the server's memory then.
+        #[arg(long, default_value_t = 0)]
+        fill: u64,
+    },
+    /// The ingest transaction alone (no HTTP): batches through the store, with and without
+    /// the audit records, alternating on fresh databases in one run.
+    StoreIngest {
+        /// Alerts per measured run.
+        #[arg(long, default_value_t = 50_000)]
+        alerts: u64,
+        /// Alerts per transaction (the group commit gathers up to 1024).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Runs of each variant.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// PostgreSQL URL of an empty database to measure instead of SQLite (tables are
+        /// created by the migrations; every run uses a fresh tenant).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Audit trail: append rate through the store and full verification speed over N records.
     Audit {
         /// Records in the chain.
@@ -58,8 +84,21 @@ struct Server {
 impl Server {
     /// Starts the binary and returns once `/readyz` answers, with the elapsed time.
     fn start(bin: &PathBuf, dir: tempfile::TempDir) -> anyhow::Result<(Server, Duration)> {
+        Self::start_on(bin, dir, None)
+    }
+
+    /// Starts the server on `database_url` (default: SQLite in `dir`).
+    fn start_on(
+        bin: &PathBuf,
+        dir: tempfile::TempDir,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<(Server, Duration)> {
         let t0 = Instant::now();
-        let mut child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some(url) = database_url {
+            cmd.env("BULWARK_DATABASE_URL", url);
+        }
+        let mut child = cmd
             .arg("serve")
             .env("BULWARK_DATA_DIR", dir.path().join("data"))
             .env("BULWARK_LISTEN", "127.0.0.1:0")
@@ -336,14 +375,18 @@ fn payload(n: u64) -> (&'static str, String) {
 
 /// Ingestion: single-alert requests and NDJSON batches of 100, 30% duplicates, against the
 /// same server's no-op rate.
-async fn ingest(args: &Args) -> anyhow::Result<String> {
+async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::Result<String> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let duration = Duration::from_secs(args.duration);
     let dir = tempfile::tempdir()?;
-    let (server, _) = Server::start(&args.bin, dir)?;
+    let (server, _) = Server::start_on(&args.bin, dir, database_url)?;
     let base = server.base.clone();
-    let out = Command::new(&args.bin)
+    let mut create_key = Command::new(&args.bin);
+    if let Some(url) = database_url {
+        create_key.env("BULWARK_DATABASE_URL", url);
+    }
+    let out = create_key
         .args([
             "api-key",
             "create",
@@ -397,7 +440,7 @@ async fn ingest(args: &Args) -> anyhow::Result<String> {
         let counter = Arc::clone(&batch_counter);
         load(
             "POST /webhooks/alerts/wazuh, NDJSON x100",
-            16,
+            args.concurrency,
             duration,
             move |c| {
                 let mut body = String::new();
@@ -416,12 +459,64 @@ async fn ingest(args: &Args) -> anyhow::Result<String> {
         .await
     };
     let rss_after = server.rss_kib();
+    // Fill: NDJSON x1000 from 8 connections until `fill` alerts were sent (all new ids).
+    let fill_report = if fill > 0 {
+        let sent = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (base, key, sent) = (base.clone(), key.clone(), Arc::clone(&sent));
+            tasks.push(tokio::spawn(async move {
+                let c = reqwest::Client::new();
+                loop {
+                    let start = sent.fetch_add(1000, Ordering::Relaxed);
+                    if start >= fill {
+                        return anyhow::Ok(());
+                    }
+                    let mut body = String::with_capacity(1_500_000);
+                    for i in start..start + 1000 {
+                        body.push_str(&payload(100_000_000 + i * 3).1);
+                        body.push('\n');
+                    }
+                    let r = c
+                        .post(format!("{base}/api/v1/webhooks/alerts/wazuh"))
+                        .header("x-api-key", &key)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()
+                        .await?;
+                    if !r.status().is_success() {
+                        bail!("fill request failed: {}", r.status());
+                    }
+                    let _ = r.bytes().await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let rss = server.rss_kib();
+        format!(
+            "\nFill: {fill} more alerts (NDJSON x1000, 8 connections) in {secs:.0} s ({:.0} alerts/s); RSS afterwards {:.1} MB.\n",
+            fill as f64 / secs,
+            rss.unwrap_or(0) as f64 / 1024.0
+        )
+    } else {
+        String::new()
+    };
     server.stop()?;
     let mb = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut out = format!(
-        "### Ingestion ({} s per phase, {} CPUs, SQLite, load generator on the same machine)\n\n",
-        args.duration, cpus
+        "### Ingestion ({} s per phase, {} CPUs, {}, load generator on the same machine)\n\n",
+        args.duration,
+        cpus,
+        if database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     );
     out.push_str("| phase | requests/s | alerts/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- | --- |\n");
     for (r, per) in [(&healthz, 0.0), (&single, 1.0), (&batch, 100.0)] {
@@ -443,7 +538,133 @@ async fn ingest(args: &Args) -> anyhow::Result<String> {
         "\nSingle-alert ingestion runs at {:.0}% of the no-op rate. RSS after the single-alert phase {:.1} MB, after the batch phase {:.1} MB.\n",
         100.0 * single.rate / healthz.rate.max(1.0), mb(rss_single), mb(rss_after)
     ));
+    out.push_str(&fill_report);
     Ok(out)
+}
+
+/// `alerts` normalized alerts of the benchmark's payload mix, 30% repeating an earlier one.
+fn store_alerts(
+    tenant: bulwark_core::TenantId,
+    alerts: u64,
+) -> anyhow::Result<Vec<bulwark_store::ingest::IncomingAlert>> {
+    let ctx = bulwark_store::ChangeCtx::system("bench");
+    (0..alerts)
+        .map(|i| {
+            let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+            let (src, body) = payload(n);
+            let source: bulwark_normalize::Source =
+                src.parse().map_err(|_| anyhow::anyhow!("source"))?;
+            let v: Value = serde_json::from_str(&body)?;
+            Ok(bulwark_store::ingest::IncomingAlert {
+                tenant_id: tenant,
+                alert: bulwark_normalize::normalize(source, &v)?,
+                raw: body,
+                received_at: bulwark_core::time::now(),
+                actor: ctx.clone(),
+            })
+        })
+        .collect()
+}
+
+use bulwark_store::IngestStore;
+
+enum AnyStore {
+    Sqlite(bulwark_store::SqliteStore),
+    Postgres(bulwark_store::PgStore),
+}
+
+impl AnyStore {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        Ok(if url.starts_with("postgres") {
+            AnyStore::Postgres(bulwark_store::PgStore::connect(url).await?)
+        } else {
+            AnyStore::Sqlite(bulwark_store::SqliteStore::connect(url).await?)
+        })
+    }
+
+    fn store(&self) -> &dyn bulwark_store::Database {
+        match self {
+            AnyStore::Sqlite(s) => s,
+            AnyStore::Postgres(s) => s,
+        }
+    }
+
+    async fn ingest(
+        &self,
+        batch: &[bulwark_store::ingest::IncomingAlert],
+        audit: bool,
+    ) -> anyhow::Result<()> {
+        let w = chrono::Duration::hours(24);
+        match (self, audit) {
+            (AnyStore::Sqlite(s), true) => IngestStore::ingest(s, batch, w).await?,
+            (AnyStore::Sqlite(s), false) => s.ingest_without_audit(batch, w).await?,
+            (AnyStore::Postgres(s), true) => IngestStore::ingest(s, batch, w).await?,
+            (AnyStore::Postgres(s), false) => s.ingest_without_audit(batch, w).await?,
+        };
+        Ok(())
+    }
+}
+
+/// The ingest transaction through the store, with and without the audit append, alternating
+/// runs on fresh tenants (and, on SQLite, fresh database files) so both see the same table
+/// sizes.
+async fn store_ingest(
+    alerts: u64,
+    batch: usize,
+    rounds: u32,
+    url: Option<String>,
+) -> anyhow::Result<String> {
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let backend = if url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    for round in 0..rounds {
+        for (v, audit) in [(0usize, true), (1, false)] {
+            let dir = tempfile::tempdir()?;
+            let url = url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("b.db").display()));
+            let s = AnyStore::open(&url).await?;
+            let tenant = s
+                .store()
+                .create_tenant(
+                    &bulwark_store::ChangeCtx::system("bench"),
+                    bulwark_store::NewTenant {
+                        slug: format!("bench-{}", bulwark_core::TenantId::new().0.simple()),
+                        name: "bench".into(),
+                    },
+                )
+                .await?
+                .id;
+            let all = store_alerts(tenant, alerts)?;
+            let t0 = Instant::now();
+            for chunk in all.chunks(batch.max(1)) {
+                s.ingest(chunk, audit).await?;
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            rates[v].push(alerts as f64 / secs);
+            eprintln!(
+                "round {round}: {} {:.0} alerts/s",
+                if audit { "with audit" } else { "without audit" },
+                alerts as f64 / secs
+            );
+            s.store().close().await;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let with = median(&mut rates[0]);
+    let without = median(&mut rates[1]);
+    Ok(format!(
+        "### Ingest transaction through the store ({backend}, {alerts} alerts per run, batches of {batch}, median of {rounds})\n\n\
+         | variant | alerts/s |\n| --- | --- |\n| with audit records | {with:.0} |\n| without audit records | {without:.0} |\n\n\
+         With the audit trail, ingestion keeps {:.0}% of its throughput.\n",
+        100.0 * with / without
+    ))
 }
 
 /// Appends `records` audit events (one transaction each, as a real change would) and then
@@ -524,11 +745,20 @@ fn main() -> anyhow::Result<()> {
     let report = rt.block_on(async {
         match args.suite {
             Suite::Foundation => foundation(&args).await,
-            Suite::Ingest => ingest(&args).await,
+            Suite::Ingest {
+                ref database_url,
+                fill,
+            } => ingest(&args, database_url.as_deref(), fill).await,
             Suite::Audit {
                 records,
                 ref database_url,
             } => audit(records, database_url.clone()).await,
+            Suite::StoreIngest {
+                alerts,
+                batch,
+                rounds,
+                ref database_url,
+            } => store_ingest(alerts, batch, rounds, database_url.clone()).await,
         }
     })?;
     println!("{report}");

@@ -68,11 +68,29 @@ pub(crate) fn dedup_key<'a>(
     )
 }
 
+/// Alerts with a source id, grouped by (tenant, source, source id) and the groups sorted by
+/// that key (the lock order). Each group lists batch positions in arrival order: the first is
+/// stored (or matched), the others are duplicates of it. One statement may not upsert the
+/// same key twice, hence the folding.
+pub(crate) fn fold_by_source_id(batch: &[IncomingAlert], keyed: &[usize]) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<(Uuid, &'static str, &str), Vec<usize>> =
+        Default::default();
+    for &i in keyed {
+        let a = &batch[i];
+        let sid = a.alert.source_id.as_deref().unwrap_or_default();
+        groups
+            .entry((a.tenant_id.0, a.alert.source.as_str(), sid))
+            .or_default()
+            .push(i);
+    }
+    groups.into_values().collect()
+}
+
 macro_rules! impl_ingest {
     ($store:ident, $db:ty, $fp_lock:literal) => {
         mod ingest_impl {
             use super::$store;
-            use $crate::ingest::{IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key};
+            use $crate::ingest::{IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key, fold_by_source_id};
             use $crate::{IngestStore, StoreResult};
             use bulwark_audit::EventType;
             use bulwark_core::TenantId;
@@ -82,6 +100,17 @@ macro_rules! impl_ingest {
             #[derive(sqlx::FromRow)]
             struct Hit {
                 id: Uuid,
+                duplicate_count: i64,
+                title: String,
+                severity: String,
+            }
+
+            #[derive(sqlx::FromRow)]
+            struct KeyedHit {
+                id: Uuid,
+                tenant_id: Uuid,
+                source: String,
+                source_id: String,
                 duplicate_count: i64,
                 title: String,
                 severity: String,
@@ -176,12 +205,23 @@ macro_rules! impl_ingest {
                 }
             }
 
-            #[async_trait::async_trait]
-            impl IngestStore for $store {
-                async fn ingest(
+            impl $store {
+                /// The same transaction as [`IngestStore::ingest`] minus the audit records,
+                /// only for measuring what the audit trail costs (`bulwark-bench`).
+                #[cfg(feature = "bench")]
+                pub async fn ingest_without_audit(
                     &self,
                     batch: &[IncomingAlert],
                     window: chrono::Duration,
+                ) -> StoreResult<Vec<IngestOutcome>> {
+                    self.ingest_batch(batch, window, false).await
+                }
+
+                async fn ingest_batch(
+                    &self,
+                    batch: &[IncomingAlert],
+                    window: chrono::Duration,
+                    audit: bool,
                 ) -> StoreResult<Vec<IngestOutcome>> {
                     // Locks are taken in one global order (alerts by dedup key, then
                     // observables by (tenant, kind, value), then audit heads by tenant), so
@@ -189,12 +229,93 @@ macro_rules! impl_ingest {
                     // Every alert stores its fingerprint; compute it once.
                     let fps: Vec<[u8; 32]> =
                         batch.iter().map(|a| bulwark_normalize::fingerprint(&a.alert)).collect();
-                    let mut order: Vec<usize> = (0..batch.len()).collect();
-                    order.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
+                    // Alerts without a source id first (their dedup key sorts first), one by one;
+                    // then alerts with one, folded per key and written by multi-row upserts.
+                    let (mut by_fp, keyed): (Vec<usize>, Vec<usize>) =
+                        (0..batch.len()).partition(|i| batch[*i].alert.source_id.is_none());
+                    by_fp.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
+                    let groups = fold_by_source_id(batch, &keyed);
                     let mut tx = self.begin_write().await?;
                     let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
-                    for i in order {
+                    for i in by_fp {
                         outcomes[i] = Some(Self::ingest_one(&mut tx, &batch[i], &fps[i], window).await?);
+                    }
+                    let now = bulwark_core::time::now();
+                    for chunk in groups.chunks(400) {
+                        let mut ids: Vec<Uuid> = Vec::with_capacity(chunk.len());
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
+                             severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
+                             username, normalized, raw_payload, latest_payload, duplicate_count, first_seen, \
+                             last_seen, created_at, updated_at) ",
+                        );
+                        qb.push_values(chunk, |mut b, g| {
+                            let first = &batch[g[0]];
+                            let n = &first.alert;
+                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+                            let id = Uuid::now_v7();
+                            ids.push(id);
+                            b.push_bind(id)
+                                .push_bind(first.tenant_id.0)
+                                .push_bind(n.source.as_str())
+                                .push_bind(n.source_id.clone())
+                                .push_bind(fps[g[0]].to_vec())
+                                .push_bind(n.title.clone())
+                                .push_bind(n.severity.as_str())
+                                .push_bind(n.severity_original.clone())
+                                .push_bind(n.rule_name.clone())
+                                .push_bind(n.rule_id.clone())
+                                .push_bind(n.event_time)
+                                .push_bind(n.source_ip.map(|i| i.to_string()))
+                                .push_bind(n.dest_ip.map(|i| i.to_string()))
+                                .push_bind(n.hostname.clone())
+                                .push_bind(n.username.clone())
+                                .push_bind(Json(n.clone()))
+                                .push_bind(first.raw.clone())
+                                .push_bind(last.map(|a| a.raw.clone()))
+                                .push_bind(g.len() as i64 - 1)
+                                .push_bind(now)
+                                .push_bind(now)
+                                .push_bind(now)
+                                .push_bind(now);
+                        });
+                        // A key already stored absorbs all of this batch's copies as duplicates.
+                        qb.push(
+                            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
+                             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
+                             last_seen = excluded.last_seen, \
+                             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
+                             updated_at = excluded.updated_at \
+                             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
+                        );
+                        let rows: Vec<KeyedHit> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                        let mut hits: std::collections::HashMap<(Uuid, String, String), KeyedHit> = rows
+                            .into_iter()
+                            .map(|h| ((h.tenant_id, h.source.clone(), h.source_id.clone()), h))
+                            .collect();
+                        for (g, id) in chunk.iter().zip(ids) {
+                            let n = &batch[g[0]].alert;
+                            let key = (
+                                batch[g[0]].tenant_id.0,
+                                n.source.as_str().to_string(),
+                                n.source_id.clone().unwrap_or_default(),
+                            );
+                            let hit = hits.remove(&key).ok_or_else(|| {
+                                $crate::StoreError::Corrupt("upsert returned no row for an alert".into())
+                            })?;
+                            let inserted = hit.id == id;
+                            let last = g.len() - 1;
+                            for (j, i) in g.iter().enumerate() {
+                                outcomes[*i] = Some(IngestOutcome {
+                                    alert_id: hit.id,
+                                    duplicate: !(inserted && j == 0),
+                                    // The count each copy would have seen had they come one by one.
+                                    duplicate_count: hit.duplicate_count - (last - j) as i64,
+                                    title: hit.title.clone(),
+                                    severity: hit.severity.clone(),
+                                });
+                            }
+                        }
                     }
                     let outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
                     let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
@@ -268,7 +389,7 @@ macro_rules! impl_ingest {
                     // One chain append per tenant for the whole batch.
                     let mut per_tenant: std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>> =
                         Default::default();
-                    for (a, o) in &new {
+                    for (a, o) in new.iter().filter(|_| audit) {
                         let n = &a.alert;
                         let rec = $crate::audit::record(
                             &a.actor,
@@ -290,6 +411,17 @@ macro_rules! impl_ingest {
                     }
                     tx.commit().await?;
                     Ok(outcomes)
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl IngestStore for $store {
+                async fn ingest(
+                    &self,
+                    batch: &[IncomingAlert],
+                    window: chrono::Duration,
+                ) -> StoreResult<Vec<IngestOutcome>> {
+                    self.ingest_batch(batch, window, true).await
                 }
 
                 async fn alert_count(&self, tenant: TenantId) -> StoreResult<i64> {

@@ -288,3 +288,51 @@ async fn concurrent_batches_in_opposite_orders_do_not_deadlock() {
         Some((2, 2))
     );
 }
+
+#[tokio::test]
+async fn copies_inside_one_batch_fold_into_one_alert_in_arrival_order() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let batch = [
+        incoming(t, Source::Wazuh, wazuh("fold-1", "203.0.113.1")),
+        incoming(t, Source::Wazuh, wazuh("fold-2", "203.0.113.2")),
+        incoming(t, Source::Wazuh, wazuh("fold-1", "203.0.113.3")),
+        incoming(t, Source::Generic, json!({"title": "no id", "host": "h1"})),
+        incoming(t, Source::Wazuh, wazuh("fold-1", "203.0.113.4")),
+    ];
+    let out = s.ingest(&batch, DAY).await.expect("ingest");
+    let fold: Vec<_> = [0, 2, 4].iter().map(|i| &out[*i]).collect();
+    assert!(fold.iter().all(|o| o.alert_id == fold[0].alert_id));
+    assert_eq!(
+        fold.iter()
+            .map(|o| (o.duplicate, o.duplicate_count))
+            .collect::<Vec<_>>(),
+        vec![(false, 0), (true, 1), (true, 2)]
+    );
+    assert!(!out[1].duplicate && !out[3].duplicate);
+    assert_ne!(out[1].alert_id, out[0].alert_id);
+    assert_eq!(s.alert_count(t).await.expect("count"), 3);
+    // Only the stored copy's indicators are sighted; duplicates add none.
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "203.0.113.1")
+            .await
+            .expect("obs"),
+        Some((1, 1))
+    );
+    assert_eq!(
+        s.observable_sightings(t, "ipv4", "203.0.113.3")
+            .await
+            .expect("obs"),
+        None
+    );
+    let later = s
+        .ingest(
+            &[incoming(t, Source::Wazuh, wazuh("fold-1", "203.0.113.1"))],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!((later[0].duplicate, later[0].duplicate_count), (true, 3));
+    assert_eq!(later[0].alert_id, fold[0].alert_id);
+}
