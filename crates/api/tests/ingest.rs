@@ -244,14 +244,7 @@ async fn signed_keys_accept_only_fresh_matching_signatures() {
         .expect("signing secret shown once")
         .to_string();
     assert!(secret.starts_with("whsec_") && secret != key);
-    let listed = app
-        .call(
-            Method::GET,
-            "/api/v1/api-keys",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let listed = app.admin(Method::GET, "/api/v1/api-keys").await;
     assert!(
         !listed.body.to_string().contains(&secret),
         "secret never listed"
@@ -359,14 +352,7 @@ async fn signed_keys_accept_only_fresh_matching_signatures() {
     assert_eq!(r.body["field"], "rate_limit.per_second", "{}", r.body);
 
     // Signature failures are counted per source.
-    let r = app
-        .call(
-            Method::GET,
-            "/api/v1/ingest/stats",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let r = app.admin(Method::GET, "/api/v1/ingest/stats").await;
     let generic = r.body["sources"]
         .as_array()
         .expect("sources")
@@ -491,13 +477,8 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
     let list = |q: &'static str| {
         let app = &app;
         async move {
-            app.call(
-                Method::GET,
-                &format!("/api/v1/ingest/dead-letters{q}"),
-                Some(&app.admin_token),
-                None,
-            )
-            .await
+            app.admin(Method::GET, &format!("/api/v1/ingest/dead-letters{q}"))
+                .await
         }
     };
     let r = list("").await;
@@ -577,11 +558,9 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
     // Still invalid: replay fails with the reason and the letter stays.
     let bad_id = items[0]["id"].as_str().expect("id").to_string();
     let r = app
-        .call(
+        .admin(
             Method::POST,
             &format!("/api/v1/ingest/dead-letters/{bad_id}/replay"),
-            Some(&app.admin_token),
-            None,
         )
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
@@ -592,9 +571,7 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
     let valid = wazuh_alert("dl-replayed", "203.0.113.9").to_string();
     let ok_id = app.dead_letter(acme, &valid).await;
     let replay = format!("/api/v1/ingest/dead-letters/{ok_id}/replay");
-    let r = app
-        .call(Method::POST, &replay, Some(&app.admin_token), None)
-        .await;
+    let r = app.admin(Method::POST, &replay).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["alerts"][0]["duplicate"], false);
     assert_eq!(
@@ -603,18 +580,14 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
     );
     assert_eq!(r.body["dead_letter"]["replayed_by"], "admin");
     assert_eq!(app.store.alert_count(acme).await.expect("count"), 2);
-    let again = app
-        .call(Method::POST, &replay, Some(&app.admin_token), None)
-        .await;
+    let again = app.admin(Method::POST, &replay).await;
     assert_problem(&again, StatusCode::CONFLICT);
     let r = list("?replayed=true").await;
     assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1));
     let audit = app
-        .call(
+        .admin(
             Method::GET,
             "/api/v1/audit/events?event_type=action.dead_letter.replayed",
-            Some(&app.admin_token),
-            None,
         )
         .await;
     assert_eq!(
@@ -625,11 +598,9 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
 
     // Discard; and the list is bounded (newest kept).
     let r = app
-        .call(
+        .admin(
             Method::DELETE,
             &format!("/api/v1/ingest/dead-letters/{bad_id}"),
-            Some(&app.admin_token),
-            None,
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
@@ -661,11 +632,9 @@ async fn rejected_payloads_are_kept_counted_and_replayable() {
     let r = list("?limit=2").await;
     let cursor = r.body["next_cursor"].as_str().expect("cursor").to_string();
     let r2 = app
-        .call(
+        .admin(
             Method::GET,
             &format!("/api/v1/ingest/dead-letters?limit=2&cursor={cursor}"),
-            Some(&app.admin_token),
-            None,
         )
         .await;
     assert_eq!(r2.body["items"].as_array().map(Vec::len), Some(2));
@@ -686,25 +655,13 @@ async fn oversized_rejected_payloads_are_cut_and_not_replayable() {
     )
     .await;
     assert_problem(&r, StatusCode::BAD_REQUEST);
-    let list = app
-        .call(
-            Method::GET,
-            "/api/v1/ingest/dead-letters",
-            Some(&app.admin_token),
-            None,
-        )
-        .await;
+    let list = app.admin(Method::GET, "/api/v1/ingest/dead-letters").await;
     let item = &list.body["items"][0];
     assert_eq!(item["truncated"], true);
     assert_eq!(item["payload_bytes"], big.len());
     let id = item["id"].as_str().expect("id");
     let one = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/ingest/dead-letters/{id}"),
-            Some(&app.admin_token),
-            None,
-        )
+        .admin(Method::GET, &format!("/api/v1/ingest/dead-letters/{id}"))
         .await;
     let kept = one.body["payload"].as_str().expect("payload");
     assert!(
@@ -712,11 +669,9 @@ async fn oversized_rejected_payloads_are_cut_and_not_replayable() {
         "cut on a character boundary"
     );
     let r = app
-        .call(
+        .admin(
             Method::POST,
             &format!("/api/v1/ingest/dead-letters/{id}/replay"),
-            Some(&app.admin_token),
-            None,
         )
         .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);

@@ -459,7 +459,7 @@ async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::R
         .await
     };
     let rss_after = server.rss_kib();
-    // Fill: NDJSON x1000 from 8 connections until `fill` alerts were sent (all new ids).
+    // Fill: NDJSON x500 from 8 connections until `fill` alerts were sent (all new ids).
     let fill_report = if fill > 0 {
         let sent = Arc::new(AtomicU64::new(0));
         let t0 = Instant::now();
@@ -469,12 +469,12 @@ async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::R
             tasks.push(tokio::spawn(async move {
                 let c = reqwest::Client::new();
                 loop {
-                    let start = sent.fetch_add(1000, Ordering::Relaxed);
+                    let start = sent.fetch_add(500, Ordering::Relaxed);
                     if start >= fill {
                         return anyhow::Ok(());
                     }
                     let mut body = String::with_capacity(1_500_000);
-                    for i in start..start + 1000 {
+                    for i in start..start + 500 {
                         body.push_str(&payload(100_000_000 + i * 3).1);
                         body.push('\n');
                     }
@@ -498,7 +498,7 @@ async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::R
         let secs = t0.elapsed().as_secs_f64();
         let rss = server.rss_kib();
         format!(
-            "\nFill: {fill} more alerts (NDJSON x1000, 8 connections) in {secs:.0} s ({:.0} alerts/s); RSS afterwards {:.1} MB.\n",
+            "\nFill: {fill} more alerts (NDJSON x500, 8 connections) in {secs:.0} s ({:.0} alerts/s); RSS afterwards {:.1} MB.\n",
             fill as f64 / secs,
             rss.unwrap_or(0) as f64 / 1024.0
         )

@@ -502,6 +502,22 @@ mod tests {
                 None,
                 "BULWARK_ADMIN_PASSWORD",
             ),
+            (
+                &[("BULWARK_KEY_RATE_PER_SECOND", "fast")],
+                None,
+                "BULWARK_KEY_RATE_PER_SECOND",
+            ),
+            (
+                &[("BULWARK_DEAD_LETTERS_PER_TENANT", "0")],
+                None,
+                "BULWARK_DEAD_LETTERS_PER_TENANT",
+            ),
+            (
+                &[("BULWARK_TRUST_FORWARDED_FOR", "maybe")],
+                None,
+                "BULWARK_TRUST_FORWARDED_FOR",
+            ),
+            (&[], Some("dedup_window_secs = 5\n"), "dedup_window_secs"),
             (&[], Some("lisen = \"x\"\n"), "lisen"),
             (&[], Some("token_ttl_secs = \"x\"\n"), "token_ttl_secs"),
         ];

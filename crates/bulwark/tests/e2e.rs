@@ -618,3 +618,74 @@ async fn worker_process_starts_and_stops() {
         assert_eq!(child.wait().expect("wait").code(), Some(0));
     });
 }
+
+#[tokio::test]
+async fn signed_webhooks_and_the_per_address_limit_through_the_real_server() {
+    let env = env().await;
+    blocking(move || {
+        let (code, out, err) = env.run(
+            &[
+                "api-key",
+                "create",
+                "--name",
+                "edr",
+                "--scope",
+                "webhooks:ingest",
+                "--signed",
+                "--rate-per-second",
+                "50",
+                "--burst",
+                "50",
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let line = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("{prefix} printed: {out}"))
+                .to_string()
+        };
+        let key = line("key (shown once): ");
+        let secret = line("signing secret (shown once): ");
+        let (code, _, err) = env.run(
+            &[
+                "api-key", "create", "--name", "x", "--scope", "read", "--signed",
+            ],
+            None,
+        );
+        assert_ne!(code, 0);
+        assert!(err.contains("webhooks:ingest"), "{err}");
+
+        let s = Server::start(
+            &env,
+            &[
+                ("BULWARK_AUTH_FAILURE_BURST", "2"),
+                ("BULWARK_AUTH_FAILURES_PER_MINUTE", "1"),
+            ],
+        );
+        let client = reqwest::blocking::Client::new();
+        let body = r#"{"title":"signed from the EDR","source_id":"edr-1"}"#;
+        let post = |sig: Option<String>, key: &str| {
+            let mut r = client
+                .post(s.url("/api/v1/webhooks/alerts"))
+                .header("x-api-key", key)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(sig) = sig {
+                r = r.header("x-bulwark-signature", sig);
+            }
+            r.send().expect("post")
+        };
+        let now = chrono::Utc::now().timestamp();
+        let sig = bulwark_core::signature::sign(secret.as_bytes(), now, body.as_bytes());
+        assert_eq!(post(Some(sig), &key).status(), 201);
+        // Unsigned: refused, and counted against this address (127.0.0.1).
+        assert_eq!(post(None, &key).status(), 401);
+        assert_eq!(post(None, "bwk_AAAAAAAA_made-up").status(), 401);
+        let r = post(None, &key);
+        assert_eq!(r.status(), 429, "the address spent its failure budget");
+        assert!(r.headers().contains_key("retry-after"));
+        s.terminate();
+    });
+}

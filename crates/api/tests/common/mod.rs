@@ -138,6 +138,11 @@ impl TestApp {
         )
     }
 
+    /// A call as the platform admin, without a body.
+    pub async fn admin(&self, method: Method, path: &str) -> Resp {
+        self.call(method, path, Some(&self.admin_token), None).await
+    }
+
     /// Keeps a rejected payload for `tenant` (as the webhook would) and returns its id.
     pub async fn dead_letter(&self, tenant: TenantId, payload: &str) -> String {
         let ids = self
