@@ -2,7 +2,7 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{api_keys, audit, auth, ingest, ops, tenants, webhooks};
+use crate::routes::{alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -45,6 +45,7 @@ impl Modify for Security {
         webhooks::ingest_generic, webhooks::ingest_source,
         ingest::stats, ingest::list_dead_letters, ingest::get_dead_letter,
         ingest::discard_dead_letter, ingest::replay_dead_letter,
+        alerts::list, alerts::get,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -55,6 +56,7 @@ impl Modify for Security {
         (name = "tenants", description = "MSSP customers"),
         (name = "operations", description = "Health and metrics"),
         (name = "audit", description = "Tamper-evident audit trail"),
+        (name = "alerts", description = "The alert queue for triage"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
     )
 )]

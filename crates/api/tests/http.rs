@@ -94,6 +94,10 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let a_letter = app.dead_letter(a, "{broken").await;
     let a_replayable = app.dead_letter(a, &valid).await;
     let b_letter = app.dead_letter(b, &valid).await;
+    let a_alert = app.alert(a, "generic", json!({"title": "a's alert"})).await;
+    let b_alert = app
+        .alert(b, "generic", json!({"title": "b-secret-user's alert"}))
+        .await;
 
     let fixtures = |path: &str, victim: bool| -> Option<String> {
         let analyst = if victim {
@@ -113,6 +117,8 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/ingest/dead-letters/{id}" => Some(a_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}/replay" if victim => Some(b_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}/replay" => Some(a_replayable.clone()),
+            "/api/v1/alerts/{id}" if victim => Some(b_alert.clone()),
+            "/api/v1/alerts/{id}" => Some(a_alert.clone()),
             _ => None,
         }
     };
@@ -152,7 +158,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 7);
+    assert_eq!(covered, 8);
     assert!(
         app.store
             .get_dead_letter(&Scope::AllTenants, b_letter.parse().expect("uuid"))

@@ -9,6 +9,7 @@ pub mod model;
 pub mod secret;
 pub mod signature;
 pub mod time;
+pub mod triage;
 pub mod validate;
 
 pub use access::{ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope};

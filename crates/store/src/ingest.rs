@@ -165,9 +165,10 @@ macro_rules! impl_ingest {
                         None => sqlx::query_as(
                             "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
                              severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
-                             username, normalized, raw_payload, first_seen, last_seen, created_at, updated_at) \
+                             username, normalized, raw_payload, first_seen, last_seen, created_at, updated_at, \
+                             description, tags) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                             $18, $18, $18, $18) \
+                             $18, $18, $18, $18, $19, $20) \
                              ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
                              duplicate_count = alerts.duplicate_count + 1, last_seen = excluded.last_seen, \
                              latest_payload = excluded.raw_payload, updated_at = excluded.updated_at \
@@ -191,6 +192,8 @@ macro_rules! impl_ingest {
                         .bind(Json(n))
                         .bind(&a.raw)
                         .bind(now)
+                        .bind(n.description.clone())
+                        .bind(Json(&n.tags))
                         .fetch_one(&mut **tx)
                         .await?,
                     };
@@ -247,7 +250,7 @@ macro_rules! impl_ingest {
                             "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
                              severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
                              username, normalized, raw_payload, latest_payload, duplicate_count, first_seen, \
-                             last_seen, created_at, updated_at) ",
+                             last_seen, created_at, updated_at, description, tags) ",
                         );
                         qb.push_values(chunk, |mut b, g| {
                             let first = &batch[g[0]];
@@ -277,7 +280,9 @@ macro_rules! impl_ingest {
                                 .push_bind(now)
                                 .push_bind(now)
                                 .push_bind(now)
-                                .push_bind(now);
+                                .push_bind(now)
+                                .push_bind(n.description.clone())
+                                .push_bind(Json(n.tags.clone()));
                         });
                         // A key already stored absorbs all of this batch's copies as duplicates.
                         qb.push(

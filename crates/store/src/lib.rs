@@ -9,6 +9,7 @@
 //! Tenant isolation: every method that reads or writes tenant data takes the caller's
 //! [`Scope`]; a record outside it is reported as not found, exactly like a missing one.
 
+pub mod alerts;
 pub mod audit;
 mod foundation;
 pub mod ingest;
@@ -260,6 +261,19 @@ pub trait IngestStore {
     ) -> StoreResult<Option<(i64, i64)>>;
 }
 
+/// The alert queue for triage.
+#[async_trait]
+pub trait AlertStore {
+    /// Alerts matching the filter within the scope, newest first (or oldest first), one page.
+    async fn list_alerts(
+        &self,
+        scope: &Scope,
+        filter: &alerts::AlertFilter,
+    ) -> StoreResult<Vec<alerts::AlertSummary>>;
+    /// One alert with its payloads and observables; `NotFound` outside the scope.
+    async fn get_alert(&self, scope: &Scope, id: uuid::Uuid) -> StoreResult<alerts::AlertDetail>;
+}
+
 /// The dead-letter list and the ingestion counters.
 #[async_trait]
 pub trait IngestOpsStore {
@@ -322,6 +336,7 @@ pub trait Database:
     + AuditStore
     + IngestStore
     + IngestOpsStore
+    + AlertStore
     + Health
     + Send
     + Sync
@@ -334,6 +349,7 @@ impl<T> Database for T where
         + AuditStore
         + IngestStore
         + IngestOpsStore
+        + AlertStore
         + Health
         + Send
         + Sync

@@ -82,3 +82,8 @@ crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
 crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
+crate::alerts::impl_alerts!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "EXISTS (SELECT 1 FROM json_each(alerts.tags) t WHERE t.value = "
+);

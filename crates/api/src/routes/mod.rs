@@ -3,6 +3,7 @@
 //! to prove that every route denies what it should. A route cannot be added without stating
 //! who may call it.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -141,6 +142,18 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/webhooks/alerts/{source}",
             Perm(P::WebhooksIngest),
             post(webhooks::ingest_source),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/alerts",
+            Perm(P::AlertsRead),
+            get(alerts::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/alerts/{id}",
+            Perm(P::AlertsRead),
+            get(alerts::get),
         ),
         r(
             Method::GET,

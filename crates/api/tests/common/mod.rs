@@ -143,6 +143,26 @@ impl TestApp {
         self.call(method, path, Some(&self.admin_token), None).await
     }
 
+    /// Stores an alert for `tenant` as ingestion would and returns its id.
+    pub async fn alert(&self, tenant: TenantId, source: &str, payload: Value) -> String {
+        let source: bulwark_normalize::Source = source.parse().expect("source");
+        let out = self
+            .store
+            .ingest(
+                &[bulwark_store::ingest::IncomingAlert {
+                    tenant_id: tenant,
+                    alert: bulwark_normalize::normalize(source, &payload).expect("normalize"),
+                    raw: payload.to_string(),
+                    received_at: chrono::Utc::now(),
+                    actor: ChangeCtx::system("test"),
+                }],
+                chrono::Duration::hours(24),
+            )
+            .await
+            .expect("ingest");
+        out[0].alert_id.to_string()
+    }
+
     /// Keeps a rejected payload for `tenant` (as the webhook would) and returns its id.
     pub async fn dead_letter(&self, tenant: TenantId, payload: &str) -> String {
         let ids = self
