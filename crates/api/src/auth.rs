@@ -268,10 +268,7 @@ pub async fn guard(
     if access != Access::Public {
         let limits = state.config.limits;
         let ip = client_ip(&req, limits.trust_forwarded_for);
-        let ip_policy = crate::rate_limit::BucketPolicy::per_minute(
-            limits.auth_failures_per_minute,
-            limits.auth_failure_burst,
-        );
+        let ip_policy = limits.auth_failure_policy();
         let now = std::time::Instant::now();
         if let Some(ip) = ip
             && let Err(wait) = state.auth_failures.check(ip, ip_policy, now)
@@ -330,11 +327,7 @@ pub async fn guard(
 pub fn record_auth_failure(state: &AppState, ip: Option<std::net::IpAddr>) {
     metrics::counter!("bulwark_auth_failures_total").increment(1);
     if let Some(ip) = ip {
-        let limits = state.config.limits;
-        let policy = crate::rate_limit::BucketPolicy::per_minute(
-            limits.auth_failures_per_minute,
-            limits.auth_failure_burst,
-        );
+        let policy = state.config.limits.auth_failure_policy();
         let _ = state
             .auth_failures
             .take(ip, policy, std::time::Instant::now());

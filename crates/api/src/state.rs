@@ -46,6 +46,16 @@ pub struct Limits {
     pub dead_letters_per_tenant: u32,
 }
 
+impl Limits {
+    /// The failed-authentication bucket of one client address.
+    pub fn auth_failure_policy(&self) -> crate::rate_limit::BucketPolicy {
+        crate::rate_limit::BucketPolicy::per_minute(
+            self.auth_failures_per_minute,
+            self.auth_failure_burst,
+        )
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

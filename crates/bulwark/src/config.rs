@@ -87,7 +87,6 @@ where
 {
     let v = match env(var) {
         Some(v) => v
-            .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("{var} ({key}): `{v}` is not a whole number"))?,
         None => from_file.unwrap_or(default),
@@ -257,32 +256,22 @@ impl Config {
             Some(other) => bail!("BULWARK_LOG_FORMAT (log_format): `{other}` is not text or json"),
         };
         let log_level = pick("BULWARK_LOG_LEVEL", f.log_level).unwrap_or_else(|| "info".into());
-        let token_ttl_secs = match env("BULWARK_TOKEN_TTL_SECS") {
-            Some(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "BULWARK_TOKEN_TTL_SECS (token_ttl_secs): `{v}` is not a number of seconds"
-                )
-            })?,
-            None => f.token_ttl_secs.unwrap_or(8 * 3600),
-        };
-        if !(60..=30 * 24 * 3600).contains(&token_ttl_secs) {
-            bail!(
-                "BULWARK_TOKEN_TTL_SECS (token_ttl_secs): must be between 60 and 2592000 seconds"
-            );
-        }
-        let body_limit_bytes = match env("BULWARK_BODY_LIMIT_BYTES") {
-            Some(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): `{v}` is not a number of bytes"
-                )
-            })?,
-            None => f.body_limit_bytes.unwrap_or(1024 * 1024),
-        };
-        if !(1024..=256 * 1024 * 1024).contains(&body_limit_bytes) {
-            bail!(
-                "BULWARK_BODY_LIMIT_BYTES (body_limit_bytes): must be between 1024 and 268435456"
-            );
-        }
+        let token_ttl_secs = number(
+            env,
+            "BULWARK_TOKEN_TTL_SECS",
+            "token_ttl_secs",
+            f.token_ttl_secs,
+            8 * 3600,
+            60..=30 * 24 * 3600,
+        )?;
+        let body_limit_bytes = number(
+            env,
+            "BULWARK_BODY_LIMIT_BYTES",
+            "body_limit_bytes",
+            f.body_limit_bytes,
+            1024 * 1024,
+            1024..=256 * 1024 * 1024,
+        )?;
         let jwt_secret = pick("BULWARK_JWT_SECRET", f.jwt_secret);
         if let Some(s) = &jwt_secret
             && s.len() < 32
@@ -301,17 +290,14 @@ impl Config {
             f.embedded_worker,
             true,
         )?;
-        let audit_checkpoint_secs = match env("BULWARK_AUDIT_CHECKPOINT_SECS") {
-            Some(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!("BULWARK_AUDIT_CHECKPOINT_SECS (audit_checkpoint_secs): `{v}` is not a number of seconds")
-            })?,
-            None => f.audit_checkpoint_secs.unwrap_or(300),
-        };
-        if !(1..=86_400).contains(&audit_checkpoint_secs) {
-            bail!(
-                "BULWARK_AUDIT_CHECKPOINT_SECS (audit_checkpoint_secs): must be between 1 and 86400 seconds"
-            );
-        }
+        let audit_checkpoint_secs = number(
+            env,
+            "BULWARK_AUDIT_CHECKPOINT_SECS",
+            "audit_checkpoint_secs",
+            f.audit_checkpoint_secs,
+            300,
+            1..=86_400,
+        )?;
         let audit_signing_key = pick("BULWARK_AUDIT_SIGNING_KEY", f.audit_signing_key);
         if let Some(pem) = &audit_signing_key
             && bulwark_audit::CheckpointSigner::from_pkcs8_pem(pem).is_err()

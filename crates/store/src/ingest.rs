@@ -86,11 +86,21 @@ pub(crate) fn fold_by_source_id(batch: &[IncomingAlert], keyed: &[usize]) -> Vec
     groups.into_values().collect()
 }
 
+/// The columns every alert insert sets, in bind order.
+pub(crate) const ALERT_INSERT_COLUMNS: &str = "id, tenant_id, source, source_id, fingerprint, title, \
+     severity, severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, username, \
+     normalized, raw_payload, latest_payload, duplicate_count, first_seen, last_seen, created_at, updated_at, \
+     description, tags";
+
 macro_rules! impl_ingest {
     ($store:ident, $db:ty, $fp_lock:literal) => {
         mod ingest_impl {
             use super::$store;
-            use $crate::ingest::{IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key, fold_by_source_id};
+            use $crate::ingest::{
+                ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key,
+                fold_by_source_id,
+            };
+            use sqlx::AssertSqlSafe;
             use $crate::{IngestStore, StoreResult};
             use bulwark_audit::EventType;
             use bulwark_core::TenantId;
@@ -117,6 +127,8 @@ macro_rules! impl_ingest {
             }
 
             impl $store {
+                /// An alert without a source id: matched by fingerprint within the window
+                /// (under an advisory lock on PostgreSQL), else inserted.
                 async fn ingest_one(
                     tx: &mut sqlx::Transaction<'static, $db>,
                     a: &IncomingAlert,
@@ -125,55 +137,39 @@ macro_rules! impl_ingest {
                 ) -> StoreResult<IngestOutcome> {
                     let n = &a.alert;
                     let now = bulwark_core::time::now();
-                    let existing: Option<Hit> = if n.source_id.is_none() {
-                        if !$fp_lock.is_empty() {
-                            sqlx::query($fp_lock)
-                                .bind(fingerprint_lock_key(a.tenant_id, fp))
-                                .execute(&mut **tx)
-                                .await?;
-                        }
-                        let hit: Option<Hit> = sqlx::query_as(
-                            "SELECT id, duplicate_count, title, severity FROM alerts \
-                             WHERE tenant_id = $1 AND fingerprint = $2 AND source_id IS NULL \
-                             AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 1",
-                        )
-                        .bind(a.tenant_id.0)
-                        .bind(fp.to_vec())
-                        .bind(a.received_at - window)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                        match hit {
-                            Some(h) => Some(
-                                sqlx::query_as(
-                                    "UPDATE alerts SET duplicate_count = duplicate_count + 1, \
-                                     last_seen = $1, latest_payload = $2, updated_at = $1 WHERE id = $3 \
-                                     RETURNING id, duplicate_count, title, severity",
-                                )
-                                .bind(now)
-                                .bind(&a.raw)
-                                .bind(h.id)
-                                .fetch_one(&mut **tx)
-                                .await?,
-                            ),
-                            None => None,
-                        }
-                    } else {
-                        None
-                    };
-                    let hit = match existing {
-                        Some(h) => h,
-                        None => sqlx::query_as(
-                            "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
-                             severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
-                             username, normalized, raw_payload, first_seen, last_seen, created_at, updated_at, \
-                             description, tags) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                             $18, $18, $18, $18, $19, $20) \
-                             ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
-                             duplicate_count = alerts.duplicate_count + 1, last_seen = excluded.last_seen, \
-                             latest_payload = excluded.raw_payload, updated_at = excluded.updated_at \
+                    if !$fp_lock.is_empty() {
+                        sqlx::query($fp_lock)
+                            .bind(fingerprint_lock_key(a.tenant_id, fp))
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    let existing: Option<Hit> = sqlx::query_as(
+                        "SELECT id, duplicate_count, title, severity FROM alerts \
+                         WHERE tenant_id = $1 AND fingerprint = $2 AND source_id IS NULL \
+                         AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 1",
+                    )
+                    .bind(a.tenant_id.0)
+                    .bind(fp.to_vec())
+                    .bind(a.received_at - window)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let hit: Hit = match existing {
+                        Some(h) => sqlx::query_as(
+                            "UPDATE alerts SET duplicate_count = duplicate_count + 1, \
+                             last_seen = $1, latest_payload = $2, updated_at = $1 WHERE id = $3 \
                              RETURNING id, duplicate_count, title, severity",
                         )
+                        .bind(now)
+                        .bind(&a.raw)
+                        .bind(h.id)
+                        .fetch_one(&mut **tx)
+                        .await?,
+                        None => sqlx::query_as(AssertSqlSafe(format!(
+                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                             NULL, 0, $18, $18, $18, $18, $19, $20) \
+                             RETURNING id, duplicate_count, title, severity"
+                        )))
                         .bind(Uuid::now_v7())
                         .bind(a.tenant_id.0)
                         .bind(n.source.as_str())
@@ -246,12 +242,9 @@ macro_rules! impl_ingest {
                     let now = bulwark_core::time::now();
                     for chunk in groups.chunks(400) {
                         let mut ids: Vec<Uuid> = Vec::with_capacity(chunk.len());
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, \
-                             severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, \
-                             username, normalized, raw_payload, latest_payload, duplicate_count, first_seen, \
-                             last_seen, created_at, updated_at, description, tags) ",
-                        );
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
+                        ));
                         qb.push_values(chunk, |mut b, g| {
                             let first = &batch[g[0]];
                             let n = &first.alert;

@@ -280,7 +280,7 @@ macro_rules! impl_ingest_ops {
                     let by = ctx.actor_name.clone().or_else(|| ctx.actor_id.clone());
                     sqlx::query("UPDATE dead_letters SET replayed_at = $1, replayed_by = $2, alert_id = $3 WHERE id = $4")
                         .bind(now)
-                        .bind(by)
+                        .bind(by.clone())
                         .bind(alert_id)
                         .bind(id)
                         .execute(&mut *tx)
@@ -288,9 +288,12 @@ macro_rules! impl_ingest_ops {
                     let rec = $crate::audit::record(ctx, EventType::DeadLetterReplayed, "dead_letter", Some(id.to_string()),
                         None, Some(json!({"source": row.source, "reason": row.reason, "alert_id": alert_id})))?;
                     Self::append_audit(&mut tx, tenant, rec).await?;
-                    let row = Self::dead_letter_row(&mut tx, scope, id).await?;
                     tx.commit().await?;
-                    Ok(row.into_dead_letter(None))
+                    let mut letter = row.into_dead_letter(None);
+                    letter.replayed_at = Some(now);
+                    letter.replayed_by = by;
+                    letter.alert_id = Some(alert_id);
+                    Ok(letter)
                 }
 
                 async fn discard_dead_letter(&self, ctx: &ChangeCtx, scope: &Scope, id: Uuid) -> StoreResult<()> {

@@ -67,24 +67,23 @@ pub async fn stats(
     let rows = state.store.ingest_stats(&caller.scope, since).await?;
     let mut sources: Vec<SourceStats> = Vec::new();
     for r in rows {
-        let entry = match sources.last_mut() {
-            Some(s) if s.tenant_id == r.tenant_id && s.source == r.source => s,
-            _ => {
-                sources.push(SourceStats {
-                    tenant_id: r.tenant_id,
-                    source: r.source.clone(),
-                    accepted: 0,
-                    duplicates: 0,
-                    rejected: 0,
-                    rejected_by_reason: BTreeMap::new(),
-                    last_received_at: r.last_at,
-                });
-                // Just pushed.
-                let Some(s) = sources.last_mut() else {
-                    continue;
-                };
-                s
-            }
+        // Rows come ordered by tenant and source: one entry per run of rows.
+        if sources
+            .last()
+            .is_none_or(|s| s.tenant_id != r.tenant_id || s.source != r.source)
+        {
+            sources.push(SourceStats {
+                tenant_id: r.tenant_id,
+                source: r.source.clone(),
+                accepted: 0,
+                duplicates: 0,
+                rejected: 0,
+                rejected_by_reason: BTreeMap::new(),
+                last_received_at: r.last_at,
+            });
+        }
+        let Some(entry) = sources.last_mut() else {
+            continue;
         };
         entry.last_received_at = entry.last_received_at.max(r.last_at);
         match r.outcome.as_str() {

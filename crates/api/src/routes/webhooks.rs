@@ -409,7 +409,14 @@ async fn ingest(
     }
     let key = req.extensions().get::<Arc<KeyContext>>().cloned();
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
-    let headers = req.headers().clone();
+    // Only the signature headers outlive the request (the body consumes it).
+    let headers: HeaderMap = [SIGNATURE_HEADER, KEY_SIGNATURE_HEADER]
+        .into_iter()
+        .filter_map(|h| {
+            let v = req.headers().get(h)?.clone();
+            Some((axum::http::HeaderName::from_static(h), v))
+        })
+        .collect();
     let (ndjson, bytes) = read_payload(req, &state).await.map_err(|(r, e)| {
         refuse(r);
         e
