@@ -43,6 +43,7 @@ permissions! {
     IncidentsRead => "incidents:read",
     IncidentsCreate => "incidents:create",
     IncidentsUpdate => "incidents:update",
+    IncidentsDelete => "incidents:delete",
     PlaybooksRead => "playbooks:read",
     PlaybooksManage => "playbooks:manage",
     PlaybooksExecute => "playbooks:execute",
@@ -153,7 +154,8 @@ impl Role {
     }
 
     /// The permission table. Admin has all; analyst has all but the `*:manage` administration
-    /// permissions (it keeps `observables:manage`); viewer has the `:read` ones.
+    /// permissions (it keeps `observables:manage`) and the `*:delete` ones; viewer has the
+    /// `:read` ones.
     pub fn permissions(self) -> PermissionSet {
         use Permission::*;
         match self {
@@ -161,7 +163,6 @@ impl Role {
             Role::Analyst => PermissionSet::of(&[
                 AlertsRead,
                 AlertsUpdate,
-                AlertsDelete,
                 IncidentsRead,
                 IncidentsCreate,
                 IncidentsUpdate,
@@ -336,6 +337,46 @@ impl Caller {
     }
 }
 
+/// Who is reading or changing alerts, for tag-based access: the tenant scope, whether tag rules
+/// apply at all (administrators bypass them), and the subjects the tenant's allow-lists may
+/// name (`user:<id>`, `role:<role>`, `api_key:<id>`). The store turns this into SQL; handlers
+/// never filter by tag themselves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertAccess {
+    pub scope: Scope,
+    pub bypass_tags: bool,
+    pub subjects: Vec<String>,
+}
+
+impl AlertAccess {
+    pub fn of(caller: &Caller) -> Self {
+        let subjects = match &caller.principal {
+            Principal::Analyst { id, .. } => {
+                let mut s = vec![format!("user:{id}")];
+                if let Some(role) = caller.role {
+                    s.push(format!("role:{role}"));
+                }
+                s
+            }
+            Principal::ApiKey { id, .. } => vec![format!("api_key:{id}")],
+        };
+        Self {
+            scope: caller.scope.clone(),
+            bypass_tags: caller.role == Some(Role::Admin),
+            subjects,
+        }
+    }
+
+    /// Everything in the scope, tags ignored (system work: playbooks, exports, tests).
+    pub fn unrestricted(scope: Scope) -> Self {
+        Self {
+            scope,
+            bypass_tags: true,
+            subjects: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,11 +389,12 @@ mod tests {
     }
 
     #[test]
-    fn analyst_lacks_administration_but_keeps_observables_manage() {
+    fn analyst_lacks_administration_and_deletion_but_keeps_observables_manage() {
         let a = Role::Analyst.permissions();
         for p in Permission::ALL {
             let name = p.as_str();
             let admin_only = (name.ends_with(":manage") && *p != Permission::ObservablesManage)
+                || name.ends_with(":delete")
                 || *p == Permission::WebhooksIngest;
             assert_eq!(a.contains(*p), !admin_only, "{name}");
         }

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod credentials;
 pub mod ids;
+pub mod mentions;
 pub mod model;
 pub mod secret;
 pub mod signature;
@@ -12,6 +13,8 @@ pub mod time;
 pub mod triage;
 pub mod validate;
 
-pub use access::{ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope};
+pub use access::{
+    AlertAccess, ApiKeyScope, Caller, Permission, PermissionSet, Principal, Role, Scope,
+};
 pub use ids::{AnalystId, ApiKeyId, TenantId};
 pub use secret::Secret;

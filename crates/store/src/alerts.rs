@@ -115,26 +115,26 @@ pub(crate) struct DetailRow {
     pub latest_payload: Option<String>,
 }
 
-/// `$tag_match` is the backend's "tags (a JSON array) contain the next bound value" prefix,
-/// closed with `)` after the bind.
+/// Tag filters and tag rules use the backend's `ALERT_TAG_VALUES` expression.
 macro_rules! impl_alerts {
-    ($store:ident, $db:ty, $tag_match:literal) => {
+    ($store:ident, $db:ty) => {
         mod alerts_impl {
             use super::$store;
             use $crate::alerts::{AlertDetail, AlertFilter, AlertObservable, AlertSummary, DetailRow, SUMMARY_COLUMNS};
-            use $crate::scope_sql::push_scope;
+            use $crate::tag_access::push_alert_access;
             use $crate::{AlertStore, StoreError, StoreResult};
-            use bulwark_core::Scope;
+            use bulwark_core::AlertAccess;
             use sqlx::QueryBuilder;
             use uuid::Uuid;
 
             #[async_trait::async_trait]
             impl AlertStore for $store {
-                async fn list_alerts(&self, scope: &Scope, f: &AlertFilter) -> StoreResult<Vec<AlertSummary>> {
+                async fn list_alerts(&self, access: &AlertAccess, f: &AlertFilter) -> StoreResult<Vec<AlertSummary>> {
+                    let vis = self.alert_visibility(access).await?;
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {SUMMARY_COLUMNS} FROM alerts WHERE alerts.deleted_at IS NULL"
                     ));
-                    push_scope(&mut qb, "alerts.tenant_id", scope);
+                    push_alert_access(&mut qb, access, &vis, Self::ALERT_TAG_VALUES);
                     if let Some(t) = f.tenant_id {
                         qb.push(" AND alerts.tenant_id = ").push_bind(t.0);
                     }
@@ -166,7 +166,8 @@ macro_rules! impl_alerts {
                         qb.push(")");
                     }
                     if let Some(tag) = &f.tag {
-                        qb.push(concat!(" AND ", $tag_match)).push_bind(tag.clone());
+                        qb.push(format_args!(" AND EXISTS (SELECT 1 FROM {} = ", Self::ALERT_TAG_VALUES))
+                            .push_bind(tag.clone());
                         qb.push(")");
                     }
                     if let Some(s) = f.since {
@@ -204,7 +205,8 @@ macro_rules! impl_alerts {
                     Ok(qb.build_query_as().fetch_all(&self.reader).await?)
                 }
 
-                async fn get_alert(&self, scope: &Scope, id: Uuid) -> StoreResult<AlertDetail> {
+                async fn get_alert(&self, access: &AlertAccess, id: Uuid) -> StoreResult<AlertDetail> {
+                    let vis = self.alert_visibility(access).await?;
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {SUMMARY_COLUMNS}, alerts.description, alerts.severity_original, alerts.rule_id, \
                          alerts.username, alerts.event_time, alerts.resolve_reason, alerts.acknowledged_at, \
@@ -212,7 +214,7 @@ macro_rules! impl_alerts {
                          FROM alerts WHERE alerts.deleted_at IS NULL AND alerts.id = "
                     ));
                     qb.push_bind(id);
-                    push_scope(&mut qb, "alerts.tenant_id", scope);
+                    push_alert_access(&mut qb, access, &vis, Self::ALERT_TAG_VALUES);
                     let row: DetailRow = qb
                         .build_query_as()
                         .fetch_optional(&self.reader)

@@ -17,12 +17,15 @@ pub mod ingest_ops;
 mod postgres;
 mod scope_sql;
 mod sqlite;
+pub mod tag_access;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 use async_trait::async_trait;
 use bulwark_core::model::{Analyst, AnalystCredentials, ApiKey, ApiKeyCredentials, Tenant};
-use bulwark_core::{AnalystId, ApiKeyId, ApiKeyScope, Caller, Principal, Role, Scope, TenantId};
+use bulwark_core::{
+    AlertAccess, AnalystId, ApiKeyId, ApiKeyScope, Caller, Principal, Role, Scope, TenantId,
+};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
@@ -267,11 +270,34 @@ pub trait AlertStore {
     /// Alerts matching the filter within the scope, newest first (or oldest first), one page.
     async fn list_alerts(
         &self,
-        scope: &Scope,
+        access: &AlertAccess,
         filter: &alerts::AlertFilter,
     ) -> StoreResult<Vec<alerts::AlertSummary>>;
-    /// One alert with its payloads and observables; `NotFound` outside the scope.
-    async fn get_alert(&self, scope: &Scope, id: uuid::Uuid) -> StoreResult<alerts::AlertDetail>;
+    /// One alert with its payloads and observables; `NotFound` outside the scope or the
+    /// caller's tag rules.
+    async fn get_alert(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+    ) -> StoreResult<alerts::AlertDetail>;
+}
+
+/// Tag-based access settings, per tenant (see `tag_access`).
+#[async_trait]
+pub trait TagAccessStore {
+    async fn get_tag_access(
+        &self,
+        scope: &Scope,
+        tenant: TenantId,
+    ) -> StoreResult<tag_access::TagAccessConfig>;
+    /// Replaces the tenant's settings and allow-lists (audited).
+    async fn set_tag_access(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        tenant: TenantId,
+        config: &tag_access::TagAccessConfig,
+    ) -> StoreResult<()>;
 }
 
 /// The dead-letter list and the ingestion counters.
@@ -337,6 +363,7 @@ pub trait Database:
     + IngestStore
     + IngestOpsStore
     + AlertStore
+    + TagAccessStore
     + Health
     + Send
     + Sync
@@ -350,6 +377,7 @@ impl<T> Database for T where
         + IngestStore
         + IngestOpsStore
         + AlertStore
+        + TagAccessStore
         + Health
         + Send
         + Sync

@@ -68,8 +68,11 @@ crate::foundation::impl_foundation!(PgStore, sqlx::Postgres);
 crate::audit::impl_audit!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::ingest::impl_ingest!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lock($1)");
 crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);
-crate::alerts::impl_alerts!(
-    PgStore,
-    sqlx::Postgres,
-    "EXISTS (SELECT 1 FROM jsonb_array_elements_text(alerts.tags) t WHERE t = "
-);
+crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
+crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
+
+impl PgStore {
+    /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
+    pub(crate) const ALERT_TAG_VALUES: &'static str =
+        "jsonb_array_elements_text(alerts.tags) t WHERE t";
+}

@@ -82,8 +82,10 @@ crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
 crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
-crate::alerts::impl_alerts!(
-    SqliteStore,
-    sqlx::Sqlite,
-    "EXISTS (SELECT 1 FROM json_each(alerts.tags) t WHERE t.value = "
-);
+crate::alerts::impl_alerts!(SqliteStore, sqlx::Sqlite);
+crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);
+
+impl SqliteStore {
+    /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
+    pub(crate) const ALERT_TAG_VALUES: &'static str = "json_each(alerts.tags) t WHERE t.value";
+}

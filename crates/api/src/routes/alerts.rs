@@ -5,8 +5,8 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{PathId, Query};
 use crate::state::AppState;
 use axum::extract::State;
-use bulwark_core::TenantId;
 use bulwark_core::triage::{AlertStatus, Determination};
+use bulwark_core::{AlertAccess, TenantId};
 use bulwark_store::alerts::{AlertDetail, AlertFilter, AlertSummary};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -156,7 +156,10 @@ pub async fn list(
         after: q.cursor,
         limit,
     };
-    let items = state.store.list_alerts(&caller.scope, &filter).await?;
+    let items = state
+        .store
+        .list_alerts(&AlertAccess::of(&caller), &filter)
+        .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|a| a.id))
         .flatten();
@@ -173,5 +176,7 @@ pub async fn get(
     Auth(caller): Auth,
     PathId(id): PathId,
 ) -> ApiResult<axum::Json<AlertDetail>> {
-    Ok(axum::Json(state.store.get_alert(&caller.scope, id).await?))
+    Ok(axum::Json(
+        state.store.get_alert(&AlertAccess::of(&caller), id).await?,
+    ))
 }
