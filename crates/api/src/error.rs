@@ -140,6 +140,8 @@ impl From<StoreError> for ApiError {
                 detail: format!("{field} already exists"),
             },
             StoreError::LastAdmin => ApiError::Conflict(e.to_string()),
+            StoreError::Forbidden(message) => ApiError::Forbidden(message),
+            StoreError::State(message) => ApiError::Conflict(message),
             StoreError::Invalid { field, message } => ApiError::field(field, message),
             other => ApiError::Internal(other.into()),
         }

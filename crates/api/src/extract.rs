@@ -180,6 +180,33 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// Two UUID path parameters (`/{id}/.../{second}`); `second` names the second one in errors.
+pub struct PathIds(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::bad_request(Some("id".into()), "missing path parameter"))?;
+        let mut ids = Vec::with_capacity(2);
+        for (name, value) in raw.iter().take(2) {
+            let id = Uuid::parse_str(value)
+                .map_err(|_| ApiError::bad_request(Some(name.clone()), "must be a UUID"))?;
+            ids.push(id);
+        }
+        match ids[..] {
+            [a, b] => Ok(PathIds(a, b)),
+            _ => Err(ApiError::bad_request(
+                Some("id".into()),
+                "missing path parameter",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

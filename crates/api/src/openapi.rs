@@ -2,7 +2,7 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
+use crate::routes::{alert_triage, alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -46,6 +46,10 @@ impl Modify for Security {
         ingest::stats, ingest::list_dead_letters, ingest::get_dead_letter,
         ingest::discard_dead_letter, ingest::replay_dead_letter,
         alerts::list, alerts::get,
+        alert_triage::update, alert_triage::delete, alert_triage::claim, alert_triage::bulk,
+        alert_triage::list_comments, alert_triage::add_comment, alert_triage::edit_comment,
+        alert_triage::activities,
+        tenants::get_tag_access, tenants::put_tag_access,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),

@@ -79,6 +79,14 @@ async fn every_route_denies_without_credentials_and_without_permission() {
     assert!(checked >= 12, "the walk covered {checked} protected routes");
 }
 
+/// Fills a route template: `ids` replaces everything from `{id}` to the end of the last
+/// parameter (`<id>` or `<id>/comments/<comment id>`).
+fn with_ids(template: &str, ids: &str) -> String {
+    let start = template.find("{id}").expect("{id}");
+    let end = template.rfind('}').expect("}") + 1;
+    format!("{}{ids}{}", &template[..start], &template[end..])
+}
+
 #[tokio::test]
 async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let app = TestApp::new().await;
@@ -98,8 +106,28 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let b_alert = app
         .alert(b, "generic", json!({"title": "b-secret-user's alert"}))
         .await;
+    let a_doomed = app.alert(a, "generic", json!({"title": "a's noise"})).await;
+    let comment_on = |alert: &str, token: &str| {
+        let path = format!("/api/v1/alerts/{alert}/comments");
+        let token = token.to_string();
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    &path,
+                    Some(&token),
+                    Some(json!({"body": "note"})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_comment = comment_on(&a_alert, &a_admin).await;
+    let b_comment = comment_on(&b_alert, &app.admin_token).await;
 
-    let fixtures = |path: &str, victim: bool| -> Option<String> {
+    let fixtures = |method: &Method, path: &str, victim: bool| -> Option<String> {
         let analyst = if victim {
             b_user.id.to_string()
         } else {
@@ -112,13 +140,30 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
                 Some(analyst)
             }
             "/api/v1/api-keys/{id}" => Some(key),
-            "/api/v1/tenants/{id}" => Some(tenant),
+            "/api/v1/tenants/{id}" | "/api/v1/tenants/{id}/tag-access" => Some(tenant),
             "/api/v1/ingest/dead-letters/{id}" if victim => Some(b_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}" => Some(a_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}/replay" if victim => Some(b_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}/replay" => Some(a_replayable.clone()),
-            "/api/v1/alerts/{id}" if victim => Some(b_alert.clone()),
-            "/api/v1/alerts/{id}" => Some(a_alert.clone()),
+            "/api/v1/alerts/{id}" if *method == Method::DELETE && !victim => Some(a_doomed.clone()),
+            "/api/v1/alerts/{id}"
+            | "/api/v1/alerts/{id}/claim"
+            | "/api/v1/alerts/{id}/comments"
+            | "/api/v1/alerts/{id}/activities"
+                if victim =>
+            {
+                Some(b_alert.clone())
+            }
+            "/api/v1/alerts/{id}"
+            | "/api/v1/alerts/{id}/claim"
+            | "/api/v1/alerts/{id}/comments"
+            | "/api/v1/alerts/{id}/activities" => Some(a_alert.clone()),
+            "/api/v1/alerts/{id}/comments/{comment_id}" if victim => {
+                Some(format!("{b_alert}/comments/{b_comment}"))
+            }
+            "/api/v1/alerts/{id}/comments/{comment_id}" => {
+                Some(format!("{a_alert}/comments/{a_comment}"))
+            }
             _ => None,
         }
     };
@@ -127,16 +172,24 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         if !path.contains("{id}") {
             continue;
         }
-        let victim = fixtures(path, true)
+        let victim = fixtures(&method, path, true)
             .unwrap_or_else(|| panic!("add a cross-tenant fixture for {method} {path}"));
         let body = match path {
             "/api/v1/auth/analysts/{id}" => Some(json!({"display_name": "pwned", "role": "admin"})),
             "/api/v1/auth/analysts/{id}/reset-password" => {
                 Some(json!({"new_password": "attacker-chosen-pw"}))
             }
+            "/api/v1/tenants/{id}/tag-access" => Some(json!({
+                "enabled": true, "untagged": "visible_to_all", "default_tag": null, "rules": []
+            })),
+            "/api/v1/alerts/{id}" => Some(json!({"severity": "low"})),
+            "/api/v1/alerts/{id}/comments" | "/api/v1/alerts/{id}/comments/{comment_id}" => {
+                Some(json!({"body": "b-secret-user was here"}))
+            }
             _ => None,
         };
-        let url = path.replace("{id}", &victim);
+        let body = body.filter(|_| method != Method::GET && method != Method::DELETE);
+        let url = with_ids(path, &victim);
         let r = app
             .call(method.clone(), &url, Some(&a_admin), body.clone())
             .await;
@@ -148,7 +201,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
 
         // The same call on the tenant admin's own tenant works, so the 404 above is scoping.
-        let own = path.replace("{id}", &fixtures(path, false).expect("fixture"));
+        let own = with_ids(path, &fixtures(&method, path, false).expect("fixture"));
         let r = app.call(method.clone(), &own, Some(&a_admin), body).await;
         assert!(
             r.status.is_success(),
@@ -158,7 +211,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 8);
+    assert_eq!(covered, 17);
     assert!(
         app.store
             .get_dead_letter(&Scope::AllTenants, b_letter.parse().expect("uuid"))

@@ -3,6 +3,7 @@
 //! unit-tested without a server or a database.
 
 pub mod access;
+pub mod alert_change;
 pub mod credentials;
 pub mod ids;
 pub mod mentions;

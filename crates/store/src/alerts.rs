@@ -96,6 +96,8 @@ pub struct AlertDetail {
     /// The payload of the latest duplicate, if any.
     pub latest_payload: Option<String>,
     pub observables: Vec<AlertObservable>,
+    /// Incidents this alert is linked to.
+    pub incidents: Vec<crate::alert_triage::LinkedIncident>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -227,6 +229,14 @@ macro_rules! impl_alerts {
                     .bind(id)
                     .fetch_all(&self.reader)
                     .await?;
+                    let incidents = sqlx::query_as(
+                        "SELECT i.id, i.number, i.title, i.status, i.severity FROM incident_alerts l \
+                         JOIN incidents i ON i.id = l.incident_id WHERE l.alert_id = $1 AND i.deleted_at IS NULL \
+                         ORDER BY i.id",
+                    )
+                    .bind(id)
+                    .fetch_all(&self.reader)
+                    .await?;
                     Ok(AlertDetail {
                         summary: row.summary,
                         description: row.description,
@@ -241,6 +251,7 @@ macro_rules! impl_alerts {
                         raw_payload: row.raw_payload,
                         latest_payload: row.latest_payload,
                         observables,
+                        incidents,
                     })
                 }
             }

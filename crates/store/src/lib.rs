@@ -9,6 +9,7 @@
 //! Tenant isolation: every method that reads or writes tenant data takes the caller's
 //! [`Scope`]; a record outside it is reported as not found, exactly like a missing one.
 
+pub mod alert_triage;
 pub mod alerts;
 pub mod audit;
 mod foundation;
@@ -40,6 +41,11 @@ pub enum StoreError {
     NotFound,
     #[error("{field} already exists")]
     Conflict { field: &'static str },
+    #[error("{0}")]
+    Forbidden(String),
+    /// The record's current state does not allow the change (409).
+    #[error("{0}")]
+    State(String),
     #[error("the last active platform admin cannot be demoted or disabled")]
     LastAdmin,
     #[error("{field}: {message}")]
@@ -282,6 +288,66 @@ pub trait AlertStore {
     ) -> StoreResult<alerts::AlertDetail>;
 }
 
+/// Triage changes to alerts. Every method applies the caller's tenant scope and tag rules;
+/// an alert outside them is `NotFound`.
+#[async_trait]
+pub trait AlertTriageStore {
+    /// Applies a change in one transaction; `false` when it changed nothing (nothing written).
+    async fn update_alert(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        req: &alert_triage::ChangeRequest,
+    ) -> StoreResult<bool>;
+    /// One transaction for the whole request, a result per alert (in request order).
+    async fn bulk_alerts(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        ids: &[uuid::Uuid],
+        action: &alert_triage::BulkAction,
+    ) -> StoreResult<Vec<alert_triage::BulkItem>>;
+    /// Soft delete (recorded in the timeline and the audit trail).
+    async fn delete_alert(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    async fn add_alert_comment(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        body: &str,
+        mentions: &[uuid::Uuid],
+    ) -> StoreResult<alert_triage::Comment>;
+    /// Only the author may edit (`Forbidden` otherwise).
+    async fn edit_alert_comment(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        alert_id: uuid::Uuid,
+        comment_id: uuid::Uuid,
+        body: &str,
+        mentions: &[uuid::Uuid],
+    ) -> StoreResult<alert_triage::Comment>;
+    async fn list_alert_comments(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+    ) -> StoreResult<Vec<alert_triage::Comment>>;
+    /// Oldest first, after the cursor.
+    async fn alert_activities(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<alert_triage::Activity>>;
+}
+
 /// Tag-based access settings, per tenant (see `tag_access`).
 #[async_trait]
 pub trait TagAccessStore {
@@ -363,6 +429,7 @@ pub trait Database:
     + IngestStore
     + IngestOpsStore
     + AlertStore
+    + AlertTriageStore
     + TagAccessStore
     + Health
     + Send
@@ -377,6 +444,7 @@ impl<T> Database for T where
         + IngestStore
         + IngestOpsStore
         + AlertStore
+        + AlertTriageStore
         + TagAccessStore
         + Health
         + Send

@@ -70,9 +70,12 @@ crate::ingest::impl_ingest!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lo
 crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);
 crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
 crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
+crate::alert_triage::impl_alert_triage!(PgStore, sqlx::Postgres);
 
 impl PgStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
+    /// Appended to a SELECT that reads rows about to be changed.
+    pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
     pub(crate) const ALERT_TAG_VALUES: &'static str =
         "jsonb_array_elements_text(alerts.tags) t WHERE t";
 }

@@ -84,8 +84,11 @@ crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
 crate::alerts::impl_alerts!(SqliteStore, sqlx::Sqlite);
 crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);
+crate::alert_triage::impl_alert_triage!(SqliteStore, sqlx::Sqlite);
 
 impl SqliteStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
+    /// Appended to a SELECT that reads rows about to be changed.
+    pub(crate) const ROW_LOCK: &'static str = "";
     pub(crate) const ALERT_TAG_VALUES: &'static str = "json_each(alerts.tags) t WHERE t.value";
 }

@@ -3,6 +3,7 @@
 //! to prove that every route denies what it should. A route cannot be added without stating
 //! who may call it.
 
+pub mod alert_triage;
 pub mod alerts;
 pub mod api_keys;
 pub mod audit;
@@ -15,7 +16,7 @@ pub mod webhooks;
 use crate::auth::Access;
 use crate::state::AppState;
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use bulwark_core::Permission as P;
 
 pub struct Route {
@@ -154,6 +155,66 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/alerts/{id}",
             Perm(P::AlertsRead),
             get(alerts::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/alerts/{id}",
+            Perm(P::AlertsUpdate),
+            patch(alert_triage::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/alerts/{id}",
+            Perm(P::AlertsDelete),
+            delete(alert_triage::delete),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/alerts/{id}/claim",
+            Perm(P::AlertsUpdate),
+            post(alert_triage::claim),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/alerts/bulk",
+            Perm(P::AlertsUpdate),
+            post(alert_triage::bulk),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/alerts/{id}/comments",
+            Perm(P::AlertsRead),
+            get(alert_triage::list_comments),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/alerts/{id}/comments",
+            Perm(P::AlertsUpdate),
+            post(alert_triage::add_comment),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/alerts/{id}/comments/{comment_id}",
+            Perm(P::AlertsUpdate),
+            patch(alert_triage::edit_comment),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/alerts/{id}/activities",
+            Perm(P::AlertsRead),
+            get(alert_triage::activities),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/tenants/{id}/tag-access",
+            Perm(P::SettingsManage),
+            get(tenants::get_tag_access),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/tenants/{id}/tag-access",
+            Perm(P::SettingsManage),
+            put(tenants::put_tag_access),
         ),
         r(
             Method::GET,

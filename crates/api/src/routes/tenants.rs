@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_core::model::Tenant;
 use bulwark_core::{TenantId, validate};
+use bulwark_store::tag_access::TagAccessConfig;
 use bulwark_store::{ChangeCtx, NewTenant};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -69,4 +70,50 @@ pub async fn create(
         )
         .await?;
     Ok((StatusCode::CREATED, axum::Json(t)))
+}
+
+/// The tenant's tag-based access settings and allow-lists.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/tag-access", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    responses((status = 200, body = TagAccessConfig), (status = 404, body = Problem)))]
+pub async fn get_tag_access(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<axum::Json<TagAccessConfig>> {
+    Ok(axum::Json(
+        state
+            .store
+            .get_tag_access(&caller.scope, TenantId(id))
+            .await?,
+    ))
+}
+
+/// Replaces the tenant's tag-based access settings and allow-lists. When enabled, a
+/// non-admin sees an alert when one of its tags is allowed to them (by user, role or API
+/// key); untagged alerts follow `untagged`.
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/tag-access", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    request_body = TagAccessConfig,
+    responses((status = 200, body = TagAccessConfig), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_tag_access(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RequestId(rid): RequestId,
+    PathId(id): PathId,
+    Json(config): Json<TagAccessConfig>,
+) -> ApiResult<axum::Json<TagAccessConfig>> {
+    let tenant = TenantId(id);
+    state
+        .store
+        .set_tag_access(
+            &ChangeCtx::from_caller(&caller, rid),
+            &caller.scope,
+            tenant,
+            &config,
+        )
+        .await?;
+    Ok(axum::Json(
+        state.store.get_tag_access(&caller.scope, tenant).await?,
+    ))
 }
