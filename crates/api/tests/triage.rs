@@ -593,11 +593,21 @@ async fn tag_based_access_is_enforced_in_every_alert_query() {
         "the hidden alert was not changed"
     );
 
-    // Tagging an alert out of one's own reach makes it disappear for that analyst.
+    // Tagging an alert out of one's own reach is refused (it would vanish mid-triage).
     let r = patch(&app, &t1, &soc, json!({"tags": ["hr"]})).await;
-    assert_problem(&r, StatusCode::NOT_FOUND);
-    let r = get(&app, &t1, "/api/v1/alerts").await;
-    assert_eq!(titles(&r), Vec::<String>::new());
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "tags");
+    let r = patch(&app, &t1, &soc, json!({"add_tags": ["hr"]})).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "keeping an allowed tag is fine: {}",
+        r.body
+    );
+    assert_eq!(
+        titles(&get(&app, &t1, "/api/v1/alerts").await),
+        vec!["SOC alert"]
+    );
 
     // default_tag: untagged alerts count as carrying it.
     let r = app

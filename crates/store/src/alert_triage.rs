@@ -144,7 +144,11 @@ impl TriageRow {
 }
 
 /// Plans a change on one row, checking the assignee can see the alert's tenant.
-pub(crate) fn plan_for(row: &TriageRow, req: &ChangeRequest) -> StoreResult<Plan> {
+pub(crate) fn plan_for(
+    row: &TriageRow,
+    req: &ChangeRequest,
+    vis: &crate::tag_access::Visibility,
+) -> StoreResult<Plan> {
     let state = row.state()?;
     let mut change = req.change.clone();
     if let Some(force) = req.claim {
@@ -177,10 +181,19 @@ pub(crate) fn plan_for(row: &TriageRow, req: &ChangeRequest) -> StoreResult<Plan
             });
         }
     }
-    bulwark_core::alert_change::plan(&state, &change).map_err(|e| StoreError::Invalid {
-        field: e.field,
-        message: e.message,
-    })
+    let plan =
+        bulwark_core::alert_change::plan(&state, &change).map_err(|e| StoreError::Invalid {
+            field: e.field,
+            message: e.message,
+        })?;
+    if !vis.allows(TenantId(row.tenant_id), &plan.next.tags) {
+        return Err(StoreError::Invalid {
+            field: "tags",
+            message: "the new tags would hide this alert from you under the tenant's tag rules"
+                .into(),
+        });
+    }
+    Ok(plan)
 }
 
 /// The audit summary of a plan: changed fields, before and after.
@@ -315,13 +328,14 @@ macro_rules! impl_alert_triage {
                     ctx: &ChangeCtx,
                     rows: &[TriageRow],
                     req: &ChangeRequest,
+                    vis: &Visibility,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Vec<(Uuid, Result<bool, StoreError>)>> {
                     let mut acts = Activities(Vec::new());
                     let mut recs = Vec::new();
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
-                        let plan = match plan_for(row, req) {
+                        let plan = match plan_for(row, req, vis) {
                             Ok(p) => p,
                             Err(e) => {
                                 out.push((row.id, Err(e)));
@@ -365,7 +379,7 @@ macro_rules! impl_alert_triage {
                     let mut tx = self.begin_write().await?;
                     let row = Self::one_row(&mut tx, access, &vis, id).await?;
                     let now = bulwark_core::time::now();
-                    let mut out = Self::change_rows(&mut tx, ctx, std::slice::from_ref(&row), req, now).await?;
+                    let mut out = Self::change_rows(&mut tx, ctx, std::slice::from_ref(&row), req, &vis, now).await?;
                     let changed = match out.pop() {
                         Some((_, r)) => r?,
                         None => false,
@@ -389,7 +403,7 @@ macro_rules! impl_alert_triage {
                     let mut tx = self.begin_write().await?;
                     let rows = Self::triage_rows(&mut tx, access, &vis, &unique).await?;
                     let results: Vec<(Uuid, Result<bool, StoreError>)> = match action {
-                        BulkAction::Change(req) => Self::change_rows(&mut tx, ctx, &rows, req, now).await?,
+                        BulkAction::Change(req) => Self::change_rows(&mut tx, ctx, &rows, req, &vis, now).await?,
                         BulkAction::LinkIncident(incident) => {
                             Self::link_rows(&mut tx, ctx, access, &rows, *incident, now).await?
                         }
