@@ -689,3 +689,84 @@ async fn signed_webhooks_and_the_per_address_limit_through_the_real_server() {
         s.terminate();
     });
 }
+
+#[tokio::test]
+async fn an_alert_is_triaged_through_the_real_server_and_survives_a_restart() {
+    let env = env().await;
+    blocking(move || {
+        let s = Server::start(&env, &[]);
+        let password = s.admin_password().expect("admin password");
+        let client = reqwest::blocking::Client::new();
+        let token_for = |s: &Server| {
+            login(&client, s, "admin", &password)
+                .json::<Value>()
+                .expect("json")["access_token"]
+                .as_str()
+                .expect("token")
+                .to_string()
+        };
+        let token = token_for(&s);
+        let r = client
+            .post(s.url("/api/v1/api-keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "siem", "scopes": ["webhooks:ingest"]}))
+            .send()
+            .expect("key");
+        assert_eq!(r.status(), 201);
+        let key = r.json::<Value>().expect("json")["key"]
+            .as_str()
+            .expect("key")
+            .to_string();
+        let r = client
+            .post(s.url("/api/v1/webhooks/alerts"))
+            .header("x-api-key", &key)
+            .json(&json!({"title": "Mimikatz on dc-1", "source_id": "e2e-1", "hostname": "dc-1"}))
+            .send()
+            .expect("ingest");
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().expect("json")["alert_id"]
+            .as_str()
+            .expect("alert_id")
+            .to_string();
+        let patch = |s: &Server, token: &str, body: Value| {
+            client
+                .patch(s.url(&format!("/api/v1/alerts/{id}")))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .expect("patch")
+        };
+        let r = patch(
+            &s,
+            &token,
+            json!({"status": "resolved", "determination": "malicious", "resolve_reason": "true_positive"}),
+        );
+        assert_eq!(r.status(), 200);
+        let r = patch(&s, &token, json!({"status": "triaged"}));
+        assert_eq!(r.status(), 422);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let (code, _) = s.terminate();
+        assert_eq!(code, 0);
+
+        let s = Server::start(&env, &[]);
+        let token = token_for(&s);
+        let r = client
+            .get(s.url(&format!("/api/v1/alerts/{id}/activities")))
+            .bearer_auth(&token)
+            .send()
+            .expect("activities")
+            .json::<Value>()
+            .expect("json");
+        let kinds: Vec<&str> = r["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|a| a["kind"].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec!["created", "status", "determination", "resolve_reason"]
+        );
+        s.terminate();
+    });
+}
