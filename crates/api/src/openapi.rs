@@ -2,7 +2,9 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
+use crate::routes::{
+    alerts, api_keys, audit, auth, dashboard, ingest, observables, ops, tenants, webhooks,
+};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -46,6 +48,8 @@ impl Modify for Security {
         ingest::stats, ingest::list_dead_letters, ingest::get_dead_letter,
         ingest::discard_dead_letter, ingest::replay_dead_letter,
         alerts::list, alerts::get,
+        observables::list, observables::get, observables::create, observables::update,
+        dashboard::stats,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -58,6 +62,8 @@ impl Modify for Security {
         (name = "audit", description = "Tamper-evident audit trail"),
         (name = "alerts", description = "The alert queue for triage"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
+        (name = "observables", description = "Indicators of compromise seen in alerts or added by analysts"),
+        (name = "dashboard", description = "Alert statistics for the overview"),
     )
 )]
 pub struct ApiDoc;

@@ -98,6 +98,25 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let b_alert = app
         .alert(b, "generic", json!({"title": "b-secret-user's alert"}))
         .await;
+    let observable = |tenant: TenantId| {
+        let body = json!({"kind": "domain", "value": "b-secret-user.example.com",
+                          "description": "b-secret-user", "tenant_id": tenant});
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/api/v1/observables",
+                    Some(&app.admin_token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_observable = observable(a).await;
+    let b_observable = observable(b).await;
 
     let fixtures = |path: &str, victim: bool| -> Option<String> {
         let analyst = if victim {
@@ -119,6 +138,8 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/ingest/dead-letters/{id}/replay" => Some(a_replayable.clone()),
             "/api/v1/alerts/{id}" if victim => Some(b_alert.clone()),
             "/api/v1/alerts/{id}" => Some(a_alert.clone()),
+            "/api/v1/observables/{id}" if victim => Some(b_observable.clone()),
+            "/api/v1/observables/{id}" => Some(a_observable.clone()),
             _ => None,
         }
     };
@@ -133,6 +154,9 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/auth/analysts/{id}" => Some(json!({"display_name": "pwned", "role": "admin"})),
             "/api/v1/auth/analysts/{id}/reset-password" => {
                 Some(json!({"new_password": "attacker-chosen-pw"}))
+            }
+            "/api/v1/observables/{id}" if method == Method::PATCH => {
+                Some(json!({"verdict": "benign", "description": "pwned"}))
             }
             _ => None,
         };
@@ -158,7 +182,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 8);
+    assert_eq!(covered, 10);
     assert!(
         app.store
             .get_dead_letter(&Scope::AllTenants, b_letter.parse().expect("uuid"))
@@ -170,6 +194,16 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     );
 
     // Nothing of tenant B changed.
+    let b_obs = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/observables/{b_observable}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(b_obs.body["description"], "b-secret-user");
+    assert!(b_obs.body["verdict"].is_null(), "{}", b_obs.body);
     let b_after = app
         .store
         .get_analyst(&Scope::AllTenants, b_user.id)
