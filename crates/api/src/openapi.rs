@@ -2,7 +2,10 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{alert_triage, alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
+use crate::routes::{
+    alert_triage, alerts, api_keys, audit, auth, dashboard, ingest, observables, ops, tenants,
+    webhooks,
+};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -50,6 +53,8 @@ impl Modify for Security {
         alert_triage::list_comments, alert_triage::add_comment, alert_triage::edit_comment,
         alert_triage::activities,
         tenants::get_tag_access, tenants::put_tag_access,
+        observables::list, observables::get, observables::create, observables::update,
+        dashboard::stats,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),

@@ -106,6 +106,26 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let b_alert = app
         .alert(b, "generic", json!({"title": "b-secret-user's alert"}))
         .await;
+    let observable = |tenant: TenantId| {
+        let body = json!({"kind": "domain", "value": "b-secret-user.example.com",
+                          "description": "b-secret-user", "tenant_id": tenant});
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/api/v1/observables",
+                    Some(&app.admin_token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_observable = observable(a).await;
+    let b_observable = observable(b).await;
+
     let a_doomed = app.alert(a, "generic", json!({"title": "a's noise"})).await;
     let comment_on = |alert: &str, token: &str| {
         let path = format!("/api/v1/alerts/{alert}/comments");
@@ -164,6 +184,8 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/alerts/{id}/comments/{comment_id}" => {
                 Some(format!("{a_alert}/comments/{a_comment}"))
             }
+            "/api/v1/observables/{id}" if victim => Some(b_observable.clone()),
+            "/api/v1/observables/{id}" => Some(a_observable.clone()),
             _ => None,
         }
     };
@@ -183,6 +205,9 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
                 "enabled": true, "untagged": "visible_to_all", "default_tag": null, "rules": []
             })),
             "/api/v1/alerts/{id}" => Some(json!({"severity": "low"})),
+            "/api/v1/observables/{id}" if method == Method::PATCH => {
+                Some(json!({"verdict": "benign", "description": "pwned"}))
+            }
             "/api/v1/alerts/{id}/comments" | "/api/v1/alerts/{id}/comments/{comment_id}" => {
                 Some(json!({"body": "b-secret-user was here"}))
             }
@@ -211,7 +236,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 17);
+    assert_eq!(covered, 19);
     assert!(
         app.store
             .get_dead_letter(&Scope::AllTenants, b_letter.parse().expect("uuid"))
@@ -223,6 +248,16 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     );
 
     // Nothing of tenant B changed.
+    let b_obs = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/observables/{b_observable}"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(b_obs.body["description"], "b-secret-user");
+    assert!(b_obs.body["verdict"].is_null(), "{}", b_obs.body);
     let b_after = app
         .store
         .get_analyst(&Scope::AllTenants, b_user.id)

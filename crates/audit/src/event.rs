@@ -127,6 +127,8 @@ event_types! {
         IncidentClosed = "incident.closed",
         /// A comment was added to an alert or incident.
         CommentAdded = "comment.added",
+        /// An observable's tags, description or reputation (score, verdict) changed.
+        ObservableUpdated = "observable.updated",
         /// A playbook definition was created.
         PlaybookCreated = "playbook.created",
         /// A playbook definition was changed.

@@ -852,6 +852,143 @@ fn scan_cves(text: &str, out: &mut Vec<Indicator>) {
     }
 }
 
+// --- one value given by hand -------------------------------------------------------------------
+
+/// Why a value entered by hand is not a valid indicator of the given kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind} indicator: {reason}")]
+pub struct InvalidIndicator {
+    pub kind: IndicatorKind,
+    pub reason: &'static str,
+}
+
+/// Validates one value of a known `kind` (entered by an analyst, not found in a payload) and
+/// returns it in the canonical form extraction gives it, so that a value added by hand and the
+/// same value seen in an alert are one observable. Defanged input is refanged first; surrounding
+/// whitespace is ignored.
+///
+/// The value must be the whole indicator: `ipv4`/`ipv6` parse as addresses (`::` is refused);
+/// `domain` is a public name under a known suffix, lower-cased, without a trailing dot; `url`
+/// has a scheme (`http`, `https`, `ftp`, `ftps`, `sftp`, `ws`, `wss`) and a public host or IP,
+/// with the scheme and host lower-cased; `email` has a public domain and is lower-cased; hashes
+/// are hex of the kind's length (32, 40, 64, 128), lower-cased; `cve` is `CVE-YYYY-NNNN+`
+/// (year 1999 or later), upper-cased.
+pub fn normalize_indicator(kind: IndicatorKind, raw: &str) -> Result<Indicator, InvalidIndicator> {
+    let err = |reason| InvalidIndicator { kind, reason };
+    let refanged = crate::refang::refang(raw.trim());
+    let v = refanged.trim();
+    if v.is_empty() {
+        return Err(err("empty value"));
+    }
+    if v.len() > 4096 {
+        return Err(err("longer than 4096 bytes"));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(err("contains control characters"));
+    }
+    let whole = |re: &Regex, s: &str| {
+        re.find(s)
+            .is_some_and(|m| m.start() == 0 && m.end() == s.len())
+    };
+    let value = match kind {
+        IndicatorKind::Ipv4 => {
+            let ip: Ipv4Addr = v.parse().map_err(|_| err("not an IPv4 address"))?;
+            return Ok(Indicator {
+                kind,
+                value: ip.to_string(),
+                private: is_private_ip(IpAddr::V4(ip)),
+            });
+        }
+        IndicatorKind::Ipv6 => {
+            let inner = v
+                .strip_prefix('[')
+                .and_then(|x| x.strip_suffix(']'))
+                .unwrap_or(v);
+            let ip: Ipv6Addr = inner.parse().map_err(|_| err("not an IPv6 address"))?;
+            if ip.is_unspecified() {
+                return Err(err("the unspecified address :: is not an indicator"));
+            }
+            return Ok(Indicator {
+                kind,
+                value: ip.to_string(),
+                private: is_private_ip(IpAddr::V6(ip)),
+            });
+        }
+        IndicatorKind::Domain => {
+            if !whole(&DOMAIN_RE, v.strip_suffix('.').unwrap_or(v)) {
+                return Err(err(
+                    "not a domain name (letters, digits, '-' and dots; punycode for IDNs)",
+                ));
+            }
+            public_domain(v)
+                .ok_or_else(|| err("not a public domain name (unknown or non-routable suffix)"))?
+        }
+        IndicatorKind::Url => {
+            if !whole(&URL_RE, v) {
+                return Err(err("not a URL (expected scheme://host/...)"));
+            }
+            // Trailing prose punctuation goes, as in extraction.
+            parse_url(trim_url(v))
+                .map(|(canonical, _)| canonical)
+                .ok_or_else(|| err("the URL's host is not a public domain or an IP address"))?
+        }
+        IndicatorKind::Email => {
+            if !whole(&EMAIL_RE, v) {
+                return Err(err("not an e-mail address"));
+            }
+            let (local, domain) = v
+                .rsplit_once('@')
+                .ok_or_else(|| err("not an e-mail address"))?;
+            if local.is_empty()
+                || local.len() > 64
+                || local.starts_with('.')
+                || local.ends_with('.')
+                || local.contains("..")
+            {
+                return Err(err("the local part is not valid"));
+            }
+            let domain = public_domain(domain)
+                .ok_or_else(|| err("the domain is not a public domain name"))?;
+            format!("{}@{domain}", local.to_ascii_lowercase())
+        }
+        IndicatorKind::Md5
+        | IndicatorKind::Sha1
+        | IndicatorKind::Sha256
+        | IndicatorKind::Sha512 => {
+            let hash = normalize_hash(v).ok_or_else(|| {
+                err("not a hash (hex digits of a hash length, not one repeated digit)")
+            })?;
+            if hash_kind(hash.len()) != Some(kind) {
+                return Err(err(
+                    "wrong length for this hash kind (md5 32, sha1 40, sha256 64, sha512 128 hex digits)",
+                ));
+            }
+            hash
+        }
+        IndicatorKind::Cve => {
+            let caps = CVE_RE
+                .captures(v)
+                .filter(|c| {
+                    c.get(0)
+                        .is_some_and(|m| m.start() == 0 && m.end() == v.len())
+                })
+                .ok_or_else(|| err("not a CVE id (CVE-YYYY-NNNN)"))?;
+            let (Some(year), Some(num)) = (caps.get(1), caps.get(2)) else {
+                return Err(err("not a CVE id (CVE-YYYY-NNNN)"));
+            };
+            if !year.as_str().parse::<u16>().is_ok_and(|y| y >= 1999) {
+                return Err(err("CVE years start at 1999"));
+            }
+            format!("CVE-{}-{}", year.as_str(), num.as_str())
+        }
+    };
+    Ok(Indicator {
+        kind,
+        value,
+        private: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,9 @@ mod refang;
 pub mod severity;
 mod sources;
 
-pub use extract::{ExtractLimits, extract_indicators, is_private_ip};
+pub use extract::{
+    ExtractLimits, InvalidIndicator, extract_indicators, is_private_ip, normalize_indicator,
+};
 pub use fingerprint::{fingerprint, fingerprint_hex};
 pub use model::{
     Indicator, IndicatorKind, NormalizeError, NormalizedAlert, ParseEnumError, Severity, Source,

@@ -12,9 +12,11 @@
 pub mod alert_triage;
 pub mod alerts;
 pub mod audit;
+pub mod dashboard;
 mod foundation;
 pub mod ingest;
 pub mod ingest_ops;
+pub mod observables;
 mod postgres;
 mod scope_sql;
 mod sqlite;
@@ -348,6 +350,52 @@ pub trait AlertTriageStore {
     ) -> StoreResult<Vec<alert_triage::Activity>>;
 }
 
+/// Observables (IOCs): list, one with its sightings, manual additions and changes. Every
+/// method applies the caller's scope and tag rules (see `observables`).
+#[async_trait]
+pub trait ObservableStore {
+    /// Observables matching the filter, one page, in the filter's order.
+    async fn list_observables(
+        &self,
+        access: &AlertAccess,
+        filter: &observables::ObservableFilter,
+    ) -> StoreResult<Vec<observables::Observable>>;
+    /// One observable with its enrichment and the alerts and incidents it appears in (those
+    /// the caller may see); `NotFound` outside the scope or the caller's tag rules.
+    async fn get_observable(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        opts: observables::SightingOptions,
+    ) -> StoreResult<observables::ObservableDetail>;
+    /// Adds an observable by hand (origin `manual`, audited), or reports the existing one with
+    /// the same (tenant, kind, value) without changing it.
+    async fn create_observable(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        new: observables::NewObservable,
+    ) -> StoreResult<observables::CreateOutcome>;
+    /// Changes tags, description and reputation fields (audited when something changes).
+    async fn update_observable(
+        &self,
+        ctx: &ChangeCtx,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        patch: observables::ObservablePatch,
+    ) -> StoreResult<observables::Observable>;
+}
+
+/// Dashboard statistics over the alerts the caller may see (see `dashboard`).
+#[async_trait]
+pub trait DashboardStore {
+    async fn dashboard_stats(
+        &self,
+        access: &AlertAccess,
+        query: &dashboard::DashboardQuery,
+    ) -> StoreResult<dashboard::DashboardStats>;
+}
+
 /// Tag-based access settings, per tenant (see `tag_access`).
 #[async_trait]
 pub trait TagAccessStore {
@@ -431,6 +479,8 @@ pub trait Database:
     + AlertStore
     + AlertTriageStore
     + TagAccessStore
+    + ObservableStore
+    + DashboardStore
     + Health
     + Send
     + Sync
@@ -446,6 +496,8 @@ impl<T> Database for T where
         + AlertStore
         + AlertTriageStore
         + TagAccessStore
+        + ObservableStore
+        + DashboardStore
         + Health
         + Send
         + Sync

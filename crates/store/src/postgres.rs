@@ -71,6 +71,8 @@ crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);
 crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
 crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
 crate::alert_triage::impl_alert_triage!(PgStore, sqlx::Postgres);
+crate::observables::impl_observables!(PgStore, sqlx::Postgres, " FOR UPDATE");
+crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
 
 impl PgStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
@@ -78,4 +80,16 @@ impl PgStore {
     pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
     pub(crate) const ALERT_TAG_VALUES: &'static str =
         "jsonb_array_elements_text(alerts.tags) t WHERE t";
+    /// Each tag of `observables.tags`, like `ALERT_TAG_VALUES`.
+    pub(crate) const OBSERVABLE_TAG_VALUES: &'static str =
+        "jsonb_array_elements_text(observables.tags) t WHERE t";
+    /// Position of a substring, case-sensitive, 0 when absent: `strpos(haystack, needle)`.
+    pub(crate) const STRPOS: &'static str = "strpos";
+    /// RFC 3339 label of the UTC hour / day holding `alerts.first_seen`.
+    pub(crate) const HOUR_BUCKET: &'static str =
+        "to_char(alerts.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')";
+    pub(crate) const DAY_BUCKET: &'static str =
+        "to_char(alerts.first_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"00:00:00\"Z\"')";
+    /// Seconds from `{a}` to `{b}`.
+    pub(crate) const SECONDS_BETWEEN: &'static str = "EXTRACT(EPOCH FROM ({b} - {a}))";
 }

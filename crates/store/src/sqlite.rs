@@ -85,10 +85,25 @@ crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
 crate::alerts::impl_alerts!(SqliteStore, sqlx::Sqlite);
 crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);
 crate::alert_triage::impl_alert_triage!(SqliteStore, sqlx::Sqlite);
+crate::observables::impl_observables!(SqliteStore, sqlx::Sqlite, "");
+crate::dashboard::impl_dashboard!(SqliteStore, sqlx::Sqlite);
 
 impl SqliteStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
     /// Appended to a SELECT that reads rows about to be changed.
     pub(crate) const ROW_LOCK: &'static str = "";
     pub(crate) const ALERT_TAG_VALUES: &'static str = "json_each(alerts.tags) t WHERE t.value";
+    /// Each tag of `observables.tags`, like `ALERT_TAG_VALUES`.
+    pub(crate) const OBSERVABLE_TAG_VALUES: &'static str =
+        "json_each(observables.tags) t WHERE t.value";
+    /// Position of a substring, case-sensitive, 0 when absent: `instr(haystack, needle)`.
+    pub(crate) const STRPOS: &'static str = "instr";
+    /// RFC 3339 label of the UTC hour / day holding `alerts.first_seen` (stored as RFC 3339
+    /// text in UTC, which SQLite's date functions read).
+    pub(crate) const HOUR_BUCKET: &'static str =
+        "strftime('%Y-%m-%dT%H:00:00Z', alerts.first_seen)";
+    pub(crate) const DAY_BUCKET: &'static str = "strftime('%Y-%m-%dT00:00:00Z', alerts.first_seen)";
+    /// Seconds from `{a}` to `{b}` (julianday is precise to well under a millisecond here).
+    pub(crate) const SECONDS_BETWEEN: &'static str =
+        "((julianday({b}) - julianday({a})) * 86400.0)";
 }

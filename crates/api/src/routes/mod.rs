@@ -8,7 +8,9 @@ pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod ingest;
+pub mod observables;
 pub mod ops;
 pub mod tenants;
 pub mod webhooks;
@@ -215,6 +217,36 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/tenants/{id}/tag-access",
             Perm(P::SettingsManage),
             put(tenants::put_tag_access),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/observables",
+            Perm(P::ObservablesRead),
+            get(observables::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/observables",
+            Perm(P::ObservablesManage),
+            post(observables::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/observables/{id}",
+            Perm(P::ObservablesRead),
+            get(observables::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/observables/{id}",
+            Perm(P::ObservablesManage),
+            patch(observables::update),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/dashboard/stats",
+            Perm(P::AlertsRead),
+            get(dashboard::stats),
         ),
         r(
             Method::GET,
