@@ -44,7 +44,10 @@ pub(crate) fn body_rejection(e: BytesRejection) -> ApiError {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(v) => Ok(v),
+        Ok(v) => {
+            refuse_nul_in_json(bytes)?;
+            Ok(v)
+        }
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
@@ -66,6 +69,60 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 },
             })
         }
+    }
+}
+
+/// Both backends store years 1 to 9999 only; anything else is refused as the named field.
+pub fn storable_time(
+    field: &str,
+    t: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), ApiError> {
+    use chrono::Datelike;
+    match t {
+        Some(t) if !(1..=9999).contains(&t.year()) => {
+            Err(ApiError::field(field, "must be between years 1 and 9999"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A NUL character cannot be stored in a PostgreSQL text column (and has no business in
+/// one): refuse it up front, naming the field, instead of failing at the database. Only
+/// bodies that contain the `\u0000` escape are walked.
+fn refuse_nul_in_json(bytes: &[u8]) -> Result<(), ApiError> {
+    let has_escape = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..6] == b"0000");
+    if !has_escape {
+        return Ok(());
+    }
+    fn find(v: &serde_json::Value, path: &str) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| find(x, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, x)| {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(here)
+                } else {
+                    find(x, &here)
+                }
+            }),
+            _ => None,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(None, format!("malformed JSON: {e}")))?;
+    match find(&value, "") {
+        Some(field) => Err(ApiError::field(&field, "must not contain NUL characters")),
+        None => Ok(()),
     }
 }
 
@@ -139,6 +196,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or("");
+        if let Some((name, _)) =
+            form_urlencoded_parse(raw).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::field(
+                &name.replace('\0', ""),
+                "must not contain NUL characters",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(raw));
         serde_path_to_error::deserialize(de)
             .map(Query)

@@ -193,6 +193,26 @@ async fn bad_patches_name_the_field() {
         assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.body["field"], field, "{body}: {}", r.body);
     }
+    // NUL characters and unstorable dates are refused before they reach the database.
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/comments"),
+            Some(&token),
+            Some(json!({"body": "a\u{0}b"})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["field"], "body");
+    for (query, field) in [
+        ("q=a%00b", "q"),
+        ("since=-5000-01-01T00:00:00Z", "since"),
+        ("until=+10000-01-01T00:00:00Z", "until"),
+    ] {
+        let r = get(&app, &token, &format!("/api/v1/alerts?{query}")).await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.body["field"], field, "{query}: {}", r.body);
+    }
     let r = patch(
         &app,
         &token,

@@ -2,7 +2,7 @@
 
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{PathId, Query};
+use crate::extract::{PathId, Query, storable_time};
 use crate::state::AppState;
 use axum::extract::State;
 use bulwark_core::triage::{AlertStatus, Determination};
@@ -133,6 +133,8 @@ pub async fn list(
         Some("oldest") => true,
         Some(_) => return Err(ApiError::field("sort", "expected newest or oldest")),
     };
+    storable_time("since", q.since)?;
+    storable_time("until", q.until)?;
     if let (Some(s), Some(u)) = (q.since, q.until)
         && s >= u
     {
