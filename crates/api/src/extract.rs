@@ -200,7 +200,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
             form_urlencoded_parse(raw).find(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
             return Err(ApiError::field(
-                &name.replace('\0', ""),
+                name.replace('\0', ""),
                 "must not contain NUL characters",
             ));
         }
