@@ -197,5 +197,6 @@ pub async fn revoke(
             bulwark_core::time::now(),
         )
         .await?;
+    state.key_cache.clear();
     Ok(axum::Json(key))
 }
