@@ -2,7 +2,9 @@
 //! (`tests/openapi.rs`) fails when the API changes without the committed document changing.
 
 use crate::error::Problem;
-use crate::routes::{alerts, api_keys, audit, auth, ingest, ops, tenants, webhooks};
+use crate::routes::{
+    alerts, api_keys, audit, auth, incident_templates, incidents, ingest, ops, tenants, webhooks,
+};
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
 use utoipa::Modify;
@@ -46,6 +48,13 @@ impl Modify for Security {
         ingest::stats, ingest::list_dead_letters, ingest::get_dead_letter,
         ingest::discard_dead_letter, ingest::replay_dead_letter,
         alerts::list, alerts::get,
+        incidents::list, incidents::create, incidents::suggestions, incidents::get,
+        incidents::update, incidents::delete, incidents::alerts, incidents::link,
+        incidents::unlink, incidents::move_alert, incidents::timeline,
+        incidents::list_comments, incidents::add_comment, incidents::edit_comment,
+        incidents::list_tasks, incidents::add_task, incidents::update_task, incidents::delete_task,
+        incident_templates::list, incident_templates::create, incident_templates::get,
+        incident_templates::update, incident_templates::delete,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -58,6 +67,7 @@ impl Modify for Security {
         (name = "audit", description = "Tamper-evident audit trail"),
         (name = "alerts", description = "The alert queue for triage"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
+        (name = "incidents", description = "Incidents: lifecycle, linked alerts, timeline, comments, tasks, templates and suggestions"),
     )
 )]
 pub struct ApiDoc;

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod credentials;
 pub mod ids;
+pub mod incident;
 pub mod mentions;
 pub mod model;
 pub mod secret;

@@ -70,6 +70,14 @@ crate::ingest::impl_ingest!(PgStore, sqlx::Postgres, "SELECT pg_advisory_xact_lo
 crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);
 crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
 crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
+crate::incidents::impl_incidents!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    "SELECT pg_advisory_xact_lock($1)",
+    "jsonb_array_elements_text(alerts.normalized -> 'mitre_techniques') AS m(value)",
+    "jsonb_array_elements_text(incidents.tags) t WHERE t"
+);
 
 impl PgStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.

@@ -84,6 +84,14 @@ crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
 crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
 crate::alerts::impl_alerts!(SqliteStore, sqlx::Sqlite);
 crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);
+crate::incidents::impl_incidents!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "",
+    "",
+    "json_each(alerts.normalized, '$.mitre_techniques') m",
+    "json_each(incidents.tags) t WHERE t.value"
+);
 
 impl SqliteStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.
