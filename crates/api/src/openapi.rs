@@ -3,8 +3,8 @@
 
 use crate::error::Problem;
 use crate::routes::{
-    alert_triage, alerts, api_keys, audit, auth, dashboard, ingest, observables, ops, tenants,
-    webhooks,
+    alert_triage, alerts, api_keys, audit, auth, dashboard, incident_templates, incidents, ingest,
+    observables, ops, tenants, webhooks,
 };
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
@@ -55,6 +55,13 @@ impl Modify for Security {
         tenants::get_tag_access, tenants::put_tag_access,
         observables::list, observables::get, observables::create, observables::update,
         dashboard::stats,
+        incidents::list, incidents::create, incidents::suggestions, incidents::get,
+        incidents::update, incidents::delete, incidents::alerts, incidents::link,
+        incidents::unlink, incidents::move_alert, incidents::timeline,
+        incidents::list_comments, incidents::add_comment, incidents::edit_comment,
+        incidents::list_tasks, incidents::add_task, incidents::update_task, incidents::delete_task,
+        incident_templates::list, incident_templates::create, incident_templates::get,
+        incident_templates::update, incident_templates::delete,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -66,6 +73,7 @@ impl Modify for Security {
         (name = "operations", description = "Health and metrics"),
         (name = "audit", description = "Tamper-evident audit trail"),
         (name = "alerts", description = "The alert queue for triage"),
+        (name = "incidents", description = "Incidents: lifecycle, linked alerts, timeline, comments, tasks, templates and suggestions"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
     )
 )]

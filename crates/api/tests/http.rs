@@ -79,14 +79,6 @@ async fn every_route_denies_without_credentials_and_without_permission() {
     assert!(checked >= 12, "the walk covered {checked} protected routes");
 }
 
-/// Fills a route template: `ids` replaces everything from `{id}` to the end of the last
-/// parameter (`<id>` or `<id>/comments/<comment id>`).
-fn with_ids(template: &str, ids: &str) -> String {
-    let start = template.find("{id}").expect("{id}");
-    let end = template.rfind('}').expect("}") + 1;
-    format!("{}{ids}{}", &template[..start], &template[end..])
-}
-
 #[tokio::test]
 async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let app = TestApp::new().await;
@@ -106,6 +98,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let b_alert = app
         .alert(b, "generic", json!({"title": "b-secret-user's alert"}))
         .await;
+    let a_doomed = app.alert(a, "generic", json!({"title": "a's noise"})).await;
     let observable = |tenant: TenantId| {
         let body = json!({"kind": "domain", "value": "b-secret-user.example.com",
                           "description": "b-secret-user", "tenant_id": tenant});
@@ -126,28 +119,103 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let a_observable = observable(a).await;
     let b_observable = observable(b).await;
 
-    let a_doomed = app.alert(a, "generic", json!({"title": "a's noise"})).await;
-    let comment_on = |alert: &str, token: &str| {
-        let path = format!("/api/v1/alerts/{alert}/comments");
-        let token = token.to_string();
+    // Incidents and their parts, in both tenants. Tenant A's are made by its admin (the
+    // author of the comment it edits); each destructive route gets a record of its own.
+    let mk_incident = |tenant: TenantId, token: String, alerts: Vec<String>| {
         let app = &app;
         async move {
             let r = app
                 .call(
                     Method::POST,
-                    &path,
+                    "/api/v1/incidents",
                     Some(&token),
-                    Some(json!({"body": "note"})),
+                    Some(json!({"title": "b-secret-user's incident", "tenant_id": tenant, "alert_ids": alerts})),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
             r.body["id"].as_str().expect("id").to_string()
         }
     };
-    let a_comment = comment_on(&a_alert, &a_admin).await;
-    let b_comment = comment_on(&b_alert, &app.admin_token).await;
+    let post_id = |path: String, token: String, body: Value| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(Method::POST, &path, Some(&token), Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let platform = app.admin_token.clone();
+    let a_unlink = app
+        .alert(
+            a,
+            "generic",
+            json!({"title": "a unlink", "source_id": "a-u"}),
+        )
+        .await;
+    let a_move = app
+        .alert(a, "generic", json!({"title": "a move", "source_id": "a-m"}))
+        .await;
+    let a_inc = mk_incident(a, a_admin.clone(), vec![a_unlink.clone(), a_move.clone()]).await;
+    let a_inc2 = mk_incident(a, a_admin.clone(), vec![]).await;
+    let a_inc_del = mk_incident(a, a_admin.clone(), vec![]).await;
+    let b_inc = mk_incident(b, platform.clone(), vec![b_alert.clone()]).await;
+    let tasks = |i: &str| format!("/api/v1/incidents/{i}/tasks");
+    let comments = |i: &str| format!("/api/v1/incidents/{i}/comments");
+    let a_task = post_id(tasks(&a_inc), a_admin.clone(), json!({"title": "t"})).await;
+    let a_task_del = post_id(tasks(&a_inc), a_admin.clone(), json!({"title": "t2"})).await;
+    let b_task = post_id(
+        tasks(&b_inc),
+        platform.clone(),
+        json!({"title": "b-secret-user"}),
+    )
+    .await;
+    let a_comment = post_id(comments(&a_inc), a_admin.clone(), json!({"body": "mine"})).await;
+    let b_comment = post_id(
+        comments(&b_inc),
+        platform.clone(),
+        json!({"body": "b-secret-user"}),
+    )
+    .await;
+    let alert_comments = |alert: &str| format!("/api/v1/alerts/{alert}/comments");
+    let a_alert_comment = post_id(
+        alert_comments(&a_alert),
+        a_admin.clone(),
+        json!({"body": "note"}),
+    )
+    .await;
+    let b_alert_comment = post_id(
+        alert_comments(&b_alert),
+        platform.clone(),
+        json!({"body": "b-secret-user"}),
+    )
+    .await;
+    let tpl = |tenant: TenantId, name: &str| json!({"name": name, "severity": "low", "tenant_id": tenant});
+    let a_tpl = post_id(
+        "/api/v1/incident-templates".into(),
+        a_admin.clone(),
+        tpl(a, "a"),
+    )
+    .await;
+    let a_tpl_del = post_id(
+        "/api/v1/incident-templates".into(),
+        a_admin.clone(),
+        tpl(a, "a2"),
+    )
+    .await;
+    let b_tpl = post_id(
+        "/api/v1/incident-templates".into(),
+        platform.clone(),
+        tpl(b, "b-secret-user"),
+    )
+    .await;
 
-    let fixtures = |method: &Method, path: &str, victim: bool| -> Option<String> {
+    // Every path parameter of a route, for the victim (tenant B) or the caller's own tenant.
+    let fixtures = |method: &Method,
+                    path: &str,
+                    victim: bool|
+     -> Option<Vec<(&'static str, String)>> {
         let analyst = if victim {
             b_user.id.to_string()
         } else {
@@ -155,39 +223,66 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         };
         let key = if victim { b_key.clone() } else { a_key.clone() };
         let tenant = if victim { b.to_string() } else { a.to_string() };
+        let pick =
+            |b_val: &String, a_val: &String| if victim { b_val.clone() } else { a_val.clone() };
+        let id = |v: String| Some(vec![("{id}", v)]);
         match path {
             "/api/v1/auth/analysts/{id}" | "/api/v1/auth/analysts/{id}/reset-password" => {
-                Some(analyst)
+                id(analyst)
             }
-            "/api/v1/api-keys/{id}" => Some(key),
-            "/api/v1/tenants/{id}" | "/api/v1/tenants/{id}/tag-access" => Some(tenant),
-            "/api/v1/ingest/dead-letters/{id}" if victim => Some(b_letter.clone()),
-            "/api/v1/ingest/dead-letters/{id}" => Some(a_letter.clone()),
-            "/api/v1/ingest/dead-letters/{id}/replay" if victim => Some(b_letter.clone()),
-            "/api/v1/ingest/dead-letters/{id}/replay" => Some(a_replayable.clone()),
-            "/api/v1/alerts/{id}" if *method == Method::DELETE && !victim => Some(a_doomed.clone()),
+            "/api/v1/api-keys/{id}" => id(key),
+            "/api/v1/tenants/{id}" | "/api/v1/tenants/{id}/tag-access" => id(tenant),
+            "/api/v1/ingest/dead-letters/{id}" if victim => id(b_letter.clone()),
+            "/api/v1/ingest/dead-letters/{id}" => id(a_letter.clone()),
+            "/api/v1/ingest/dead-letters/{id}/replay" if victim => id(b_letter.clone()),
+            "/api/v1/ingest/dead-letters/{id}/replay" => id(a_replayable.clone()),
+            "/api/v1/alerts/{id}" if *method == Method::DELETE => id(pick(&b_alert, &a_doomed)),
             "/api/v1/alerts/{id}"
             | "/api/v1/alerts/{id}/claim"
             | "/api/v1/alerts/{id}/comments"
-            | "/api/v1/alerts/{id}/activities"
-                if victim =>
-            {
-                Some(b_alert.clone())
+            | "/api/v1/alerts/{id}/activities" => id(pick(&b_alert, &a_alert)),
+            "/api/v1/alerts/{id}/comments/{comment_id}" => Some(vec![
+                ("{id}", pick(&b_alert, &a_alert)),
+                ("{comment_id}", pick(&b_alert_comment, &a_alert_comment)),
+            ]),
+            "/api/v1/observables/{id}" => id(pick(&b_observable, &a_observable)),
+            "/api/v1/incidents/{id}" if *method == Method::DELETE => id(pick(&b_inc, &a_inc_del)),
+            "/api/v1/incidents/{id}"
+            | "/api/v1/incidents/{id}/alerts"
+            | "/api/v1/incidents/{id}/timeline"
+            | "/api/v1/incidents/{id}/comments"
+            | "/api/v1/incidents/{id}/tasks" => id(pick(&b_inc, &a_inc)),
+            "/api/v1/incidents/{id}/alerts/{alert_id}" => Some(vec![
+                ("{id}", pick(&b_inc, &a_inc)),
+                ("{alert_id}", pick(&b_alert, &a_unlink)),
+            ]),
+            "/api/v1/incidents/{id}/alerts/{alert_id}/move" => Some(vec![
+                ("{id}", pick(&b_inc, &a_inc)),
+                ("{alert_id}", pick(&b_alert, &a_move)),
+            ]),
+            "/api/v1/incidents/{id}/comments/{comment_id}" => Some(vec![
+                ("{id}", pick(&b_inc, &a_inc)),
+                ("{comment_id}", pick(&b_comment, &a_comment)),
+            ]),
+            "/api/v1/incidents/{id}/tasks/{task_id}" if *method == Method::DELETE => Some(vec![
+                ("{id}", pick(&b_inc, &a_inc)),
+                ("{task_id}", pick(&b_task, &a_task_del)),
+            ]),
+            "/api/v1/incidents/{id}/tasks/{task_id}" => Some(vec![
+                ("{id}", pick(&b_inc, &a_inc)),
+                ("{task_id}", pick(&b_task, &a_task)),
+            ]),
+            "/api/v1/incident-templates/{id}" if *method == Method::DELETE => {
+                id(pick(&b_tpl, &a_tpl_del))
             }
-            "/api/v1/alerts/{id}"
-            | "/api/v1/alerts/{id}/claim"
-            | "/api/v1/alerts/{id}/comments"
-            | "/api/v1/alerts/{id}/activities" => Some(a_alert.clone()),
-            "/api/v1/alerts/{id}/comments/{comment_id}" if victim => {
-                Some(format!("{b_alert}/comments/{b_comment}"))
-            }
-            "/api/v1/alerts/{id}/comments/{comment_id}" => {
-                Some(format!("{a_alert}/comments/{a_comment}"))
-            }
-            "/api/v1/observables/{id}" if victim => Some(b_observable.clone()),
-            "/api/v1/observables/{id}" => Some(a_observable.clone()),
+            "/api/v1/incident-templates/{id}" => id(pick(&b_tpl, &a_tpl)),
             _ => None,
         }
+    };
+    let fill = |path: &str, params: Vec<(&'static str, String)>| {
+        params
+            .into_iter()
+            .fold(path.to_string(), |p, (name, v)| p.replace(name, &v))
     };
     let mut covered = 0;
     for (method, path, _) in route_table() {
@@ -196,25 +291,39 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         }
         let victim = fixtures(&method, path, true)
             .unwrap_or_else(|| panic!("add a cross-tenant fixture for {method} {path}"));
-        let body = match path {
-            "/api/v1/auth/analysts/{id}" => Some(json!({"display_name": "pwned", "role": "admin"})),
-            "/api/v1/auth/analysts/{id}/reset-password" => {
+        let body = match (method.as_str(), path) {
+            (_, "/api/v1/auth/analysts/{id}") => {
+                Some(json!({"display_name": "pwned", "role": "admin"}))
+            }
+            (_, "/api/v1/auth/analysts/{id}/reset-password") => {
                 Some(json!({"new_password": "attacker-chosen-pw"}))
             }
-            "/api/v1/tenants/{id}/tag-access" => Some(json!({
+            (_, "/api/v1/tenants/{id}/tag-access") => Some(json!({
                 "enabled": true, "untagged": "visible_to_all", "default_tag": null, "rules": []
             })),
-            "/api/v1/alerts/{id}" => Some(json!({"severity": "low"})),
-            "/api/v1/observables/{id}" if method == Method::PATCH => {
+            ("PATCH", "/api/v1/alerts/{id}") => Some(json!({"severity": "low"})),
+            ("PATCH", "/api/v1/observables/{id}") => {
                 Some(json!({"verdict": "benign", "description": "pwned"}))
             }
-            "/api/v1/alerts/{id}/comments" | "/api/v1/alerts/{id}/comments/{comment_id}" => {
+            ("POST", "/api/v1/alerts/{id}/comments")
+            | (_, "/api/v1/alerts/{id}/comments/{comment_id}") => {
                 Some(json!({"body": "b-secret-user was here"}))
             }
+            ("PATCH", "/api/v1/incidents/{id}") => {
+                Some(json!({"title": "pwned", "status": "closed"}))
+            }
+            ("POST", "/api/v1/incidents/{id}/alerts") => Some(json!({"alert_ids": [a_alert]})),
+            (_, "/api/v1/incidents/{id}/alerts/{alert_id}/move") => {
+                Some(json!({"to_incident_id": a_inc2}))
+            }
+            ("POST", "/api/v1/incidents/{id}/comments")
+            | (_, "/api/v1/incidents/{id}/comments/{comment_id}") => Some(json!({"body": "pwned"})),
+            ("POST", "/api/v1/incidents/{id}/tasks") => Some(json!({"title": "pwned"})),
+            ("PATCH", "/api/v1/incidents/{id}/tasks/{task_id}") => Some(json!({"status": "done"})),
+            ("PATCH", "/api/v1/incident-templates/{id}") => Some(json!({"description": "pwned"})),
             _ => None,
         };
-        let body = body.filter(|_| method != Method::GET && method != Method::DELETE);
-        let url = with_ids(path, &victim);
+        let url = fill(path, victim);
         let r = app
             .call(method.clone(), &url, Some(&a_admin), body.clone())
             .await;
@@ -226,7 +335,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
 
         // The same call on the tenant admin's own tenant works, so the 404 above is scoping.
-        let own = with_ids(path, &fixtures(&method, path, false).expect("fixture"));
+        let own = fill(path, fixtures(&method, path, false).expect("fixture"));
         let r = app.call(method.clone(), &own, Some(&a_admin), body).await;
         assert!(
             r.status.is_success(),
@@ -236,7 +345,25 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 19);
+    assert_eq!(covered, 37);
+    // Nothing of tenant B's incident changed.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/incidents/{b_inc}"),
+            Some(&platform),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["title"], "b-secret-user's incident");
+    assert_eq!(r.body["status"], "open");
+    assert_eq!(r.body["alert_count"], 1);
+    assert_eq!(r.body["tasks"][0]["status"], "open");
+    let r = app
+        .call(Method::GET, &comments(&b_inc), Some(&platform), None)
+        .await;
+    assert_eq!(r.body["items"][0]["body"], "b-secret-user");
+    assert!(r.body["items"][0]["edited_at"].is_null());
     assert!(
         app.store
             .get_dead_letter(&Scope::AllTenants, b_letter.parse().expect("uuid"))

@@ -6,6 +6,7 @@ pub mod access;
 pub mod alert_change;
 pub mod credentials;
 pub mod ids;
+pub mod incident;
 pub mod mentions;
 pub mod model;
 pub mod secret;

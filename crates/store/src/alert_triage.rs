@@ -608,55 +608,25 @@ macro_rules! impl_alert_triage {
                             message: "no such incident".into(),
                         });
                     };
-                    let by = ctx.actor_name.clone().or_else(|| ctx.actor_id.clone());
-                    let mut acts = Activities(Vec::new());
                     let mut out = Vec::with_capacity(rows.len());
-                    let mut linked = Vec::new();
+                    let mut same_tenant = Vec::with_capacity(rows.len());
                     for row in rows {
-                        if row.tenant_id != incident_tenant {
+                        if row.tenant_id == incident_tenant {
+                            same_tenant.push(row.id);
+                        } else {
                             out.push((row.id, Err(StoreError::Invalid {
                                 field: "link_incident",
                                 message: "the incident belongs to another tenant".into(),
                             })));
-                            continue;
                         }
-                        let done = sqlx::query(
-                            "INSERT INTO incident_alerts (incident_id, alert_id, tenant_id, linked_at, linked_by) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (incident_id, alert_id) DO NOTHING",
-                        )
-                        .bind(incident)
-                        .bind(row.id)
-                        .bind(row.tenant_id)
-                        .bind(now)
-                        .bind(by.clone())
-                        .execute(&mut **tx)
-                        .await?
-                        .rows_affected()
-                            > 0;
-                        if done {
-                            acts.0.push((row.tenant_id, row.id, "incident_linked", None, Some(incident.to_string())));
-                            linked.push(row.id);
-                        }
-                        out.push((row.id, Ok(done)));
                     }
-                    Self::insert_activities(tx, ctx, &acts, now).await?;
+                    // The incident module's own linking: links, timeline events, alert activities.
+                    let linked =
+                        Self::insert_links(tx, ctx, TenantId(incident_tenant), incident, &same_tenant).await?;
+                    for id in same_tenant {
+                        out.push((id, Ok(linked.contains(&id))));
+                    }
                     if !linked.is_empty() {
-                        for id in &linked {
-                            sqlx::query(
-                                "INSERT INTO incident_events (id, tenant_id, incident_id, kind, detail, actor_kind, \
-                                 actor_id, actor_name, created_at) VALUES ($1, $2, $3, 'alert_linked', $4, $5, $6, $7, $8)",
-                            )
-                            .bind(Uuid::now_v7())
-                            .bind(incident_tenant)
-                            .bind(incident)
-                            .bind(sqlx::types::Json(json!({"alert_id": id})))
-                            .bind(ctx.actor_kind)
-                            .bind(ctx.actor_id.clone())
-                            .bind(ctx.actor_name.clone())
-                            .bind(now)
-                            .execute(&mut **tx)
-                            .await?;
-                        }
                         sqlx::query("UPDATE incidents SET updated_at = $1 WHERE id = $2")
                             .bind(now)
                             .bind(incident)

@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod audit;
 pub mod dashboard;
 mod foundation;
+pub mod incidents;
 pub mod ingest;
 pub mod ingest_ops;
 pub mod observables;
@@ -396,6 +397,167 @@ pub trait DashboardStore {
     ) -> StoreResult<dashboard::DashboardStats>;
 }
 
+/// Incidents: lifecycle, linked alerts, timeline, comments, tasks and suggestions (see
+/// `incidents`). Incidents are tenant-scoped; alerts reached through them obey tag access.
+#[async_trait]
+pub trait IncidentStore {
+    /// Creates an incident (template defaults and tasks applied, alerts linked) with the next
+    /// number of its tenant.
+    async fn create_incident(
+        &self,
+        who: &incidents::Acting<'_>,
+        new: incidents::NewIncident,
+    ) -> StoreResult<incidents::IncidentDetail>;
+    /// Newest first, one page.
+    async fn list_incidents(
+        &self,
+        access: &AlertAccess,
+        filter: &incidents::IncidentFilter,
+    ) -> StoreResult<Vec<incidents::Incident>>;
+    /// One incident with the aggregates of its visible linked alerts and its tasks.
+    async fn get_incident(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+    ) -> StoreResult<incidents::IncidentDetail>;
+    /// Applies a patch; a status change must pass the lifecycle (`Invalid { field: "status" }`).
+    async fn update_incident(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        patch: incidents::IncidentPatch,
+    ) -> StoreResult<incidents::IncidentDetail>;
+    /// Soft delete.
+    async fn delete_incident(&self, who: &incidents::Acting<'_>, id: uuid::Uuid)
+    -> StoreResult<()>;
+    /// Links alerts (idempotent); answers per alert, in request order.
+    async fn link_alerts(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        alert_ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<incidents::LinkResult>>;
+    /// `NotFound` when the alert is not linked (or not visible).
+    async fn unlink_alert(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        alert_id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    /// Unlinks from `from` and links to `to` in one transaction.
+    async fn move_alert(
+        &self,
+        who: &incidents::Acting<'_>,
+        from: uuid::Uuid,
+        alert_id: uuid::Uuid,
+        to: uuid::Uuid,
+    ) -> StoreResult<()>;
+    /// The visible linked alerts, newest first, one page.
+    async fn incident_alerts(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<alerts::AlertSummary>>;
+    /// Events, arrivals of linked alerts, comments and linked alerts' activities, oldest first.
+    async fn incident_timeline(
+        &self,
+        access: &AlertAccess,
+        id: uuid::Uuid,
+        filter: &incidents::TimelineFilter,
+    ) -> StoreResult<Vec<incidents::TimelineItem>>;
+    /// Groups of open, unlinked alerts sharing an observable or a hostname.
+    async fn suggest_incidents(
+        &self,
+        access: &AlertAccess,
+        filter: &incidents::SuggestionFilter,
+    ) -> StoreResult<Vec<incidents::Suggestion>>;
+    /// `mentioned` are lower-case usernames; those that exist and see the tenant are kept.
+    async fn add_incident_comment(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        body: String,
+        mentioned: &[String],
+    ) -> StoreResult<incidents::IncidentComment>;
+    /// Oldest first, one page.
+    async fn list_incident_comments(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<incidents::IncidentComment>>;
+    /// Only the author may edit (`NotAuthor` otherwise).
+    async fn edit_incident_comment(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        comment: uuid::Uuid,
+        body: String,
+        mentioned: &[String],
+    ) -> StoreResult<incidents::CommentEdit>;
+    async fn list_incident_tasks(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<Vec<incidents::IncidentTask>>;
+    async fn add_incident_task(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        task: incidents::NewTask,
+    ) -> StoreResult<incidents::IncidentTask>;
+    async fn update_incident_task(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        task: uuid::Uuid,
+        patch: incidents::TaskPatch,
+    ) -> StoreResult<incidents::IncidentTask>;
+    async fn delete_incident_task(
+        &self,
+        who: &incidents::Acting<'_>,
+        id: uuid::Uuid,
+        task: uuid::Uuid,
+    ) -> StoreResult<()>;
+}
+
+/// Incident templates, per tenant (names unique per tenant).
+#[async_trait]
+pub trait IncidentTemplateStore {
+    async fn list_incident_templates(
+        &self,
+        scope: &Scope,
+        tenant: Option<TenantId>,
+    ) -> StoreResult<Vec<incidents::IncidentTemplate>>;
+    async fn get_incident_template(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<incidents::IncidentTemplate>;
+    async fn create_incident_template(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        new: incidents::NewTemplate,
+    ) -> StoreResult<incidents::IncidentTemplate>;
+    async fn update_incident_template(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+        patch: incidents::TemplatePatch,
+    ) -> StoreResult<incidents::IncidentTemplate>;
+    async fn delete_incident_template(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+}
+
 /// Tag-based access settings, per tenant (see `tag_access`).
 #[async_trait]
 pub trait TagAccessStore {
@@ -481,6 +643,8 @@ pub trait Database:
     + TagAccessStore
     + ObservableStore
     + DashboardStore
+    + IncidentStore
+    + IncidentTemplateStore
     + Health
     + Send
     + Sync
@@ -498,6 +662,8 @@ impl<T> Database for T where
         + TagAccessStore
         + ObservableStore
         + DashboardStore
+        + IncidentStore
+        + IncidentTemplateStore
         + Health
         + Send
         + Sync

@@ -73,6 +73,14 @@ crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
 crate::alert_triage::impl_alert_triage!(PgStore, sqlx::Postgres);
 crate::observables::impl_observables!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
+crate::incidents::impl_incidents!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    "SELECT pg_advisory_xact_lock($1)",
+    "jsonb_array_elements_text(alerts.normalized -> 'mitre_techniques') AS m(value)",
+    "jsonb_array_elements_text(incidents.tags) t WHERE t"
+);
 
 impl PgStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.

@@ -87,6 +87,14 @@ crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);
 crate::alert_triage::impl_alert_triage!(SqliteStore, sqlx::Sqlite);
 crate::observables::impl_observables!(SqliteStore, sqlx::Sqlite, "");
 crate::dashboard::impl_dashboard!(SqliteStore, sqlx::Sqlite);
+crate::incidents::impl_incidents!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "",
+    "",
+    "json_each(alerts.normalized, '$.mitre_techniques') m",
+    "json_each(incidents.tags) t WHERE t.value"
+);
 
 impl SqliteStore {
     /// Each tag of `alerts.tags`, as `FROM <this> = $tag` or `FROM <this> IN (...)`.

@@ -9,6 +9,8 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod incident_templates;
+pub mod incidents;
 pub mod ingest;
 pub mod observables;
 pub mod ops;
@@ -277,6 +279,144 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/ingest/dead-letters/{id}/replay",
             Perm(P::IngestManage),
             post(ingest::replay_dead_letter),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents",
+            Perm(P::IncidentsRead),
+            get(incidents::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incidents",
+            Perm(P::IncidentsCreate),
+            post(incidents::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/suggestions",
+            Perm(P::IncidentsRead),
+            get(incidents::suggestions),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/{id}",
+            Perm(P::IncidentsRead),
+            get(incidents::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/incidents/{id}",
+            Perm(P::IncidentsUpdate),
+            patch(incidents::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/incidents/{id}",
+            Perm(P::IncidentsDelete),
+            delete(incidents::delete),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/{id}/alerts",
+            Perm(P::IncidentsRead),
+            get(incidents::alerts),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incidents/{id}/alerts",
+            Perm(P::IncidentsUpdate),
+            post(incidents::link),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/incidents/{id}/alerts/{alert_id}",
+            Perm(P::IncidentsUpdate),
+            delete(incidents::unlink),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incidents/{id}/alerts/{alert_id}/move",
+            Perm(P::IncidentsUpdate),
+            post(incidents::move_alert),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/{id}/timeline",
+            Perm(P::IncidentsRead),
+            get(incidents::timeline),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/{id}/comments",
+            Perm(P::IncidentsRead),
+            get(incidents::list_comments),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incidents/{id}/comments",
+            Perm(P::IncidentsUpdate),
+            post(incidents::add_comment),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/incidents/{id}/comments/{comment_id}",
+            Perm(P::IncidentsUpdate),
+            patch(incidents::edit_comment),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incidents/{id}/tasks",
+            Perm(P::IncidentsRead),
+            get(incidents::list_tasks),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incidents/{id}/tasks",
+            Perm(P::IncidentsUpdate),
+            post(incidents::add_task),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/incidents/{id}/tasks/{task_id}",
+            Perm(P::IncidentsUpdate),
+            patch(incidents::update_task),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/incidents/{id}/tasks/{task_id}",
+            Perm(P::IncidentsUpdate),
+            delete(incidents::delete_task),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incident-templates",
+            Perm(P::IncidentsRead),
+            get(incident_templates::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/incident-templates",
+            Perm(P::SettingsManage),
+            post(incident_templates::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/incident-templates/{id}",
+            Perm(P::IncidentsRead),
+            get(incident_templates::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/incident-templates/{id}",
+            Perm(P::SettingsManage),
+            patch(incident_templates::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/incident-templates/{id}",
+            Perm(P::SettingsManage),
+            delete(incident_templates::delete),
         ),
     ]
 }

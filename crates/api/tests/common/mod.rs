@@ -254,7 +254,11 @@ pub fn dummy_analyst() -> Analyst {
 }
 
 pub fn concrete(path: &str) -> String {
-    path.replace("{id}", &uuid::Uuid::now_v7().to_string())
+    let mut p = path.to_string();
+    for param in ["{id}", "{alert_id}", "{task_id}", "{comment_id}"] {
+        p = p.replace(param, &uuid::Uuid::now_v7().to_string());
+    }
+    p
 }
 
 pub fn body_for(method: &Method) -> Option<Value> {
