@@ -196,6 +196,9 @@ pub(crate) fn plan_for(
     Ok(plan)
 }
 
+/// One activity row to write: (tenant, alert, kind, old value, new value).
+pub(crate) type ActivityRow = (Uuid, Uuid, &'static str, Option<String>, Option<String>);
+
 /// The audit summary of a plan: changed fields, before and after.
 pub(crate) fn audit_summaries(plan: &Plan) -> (serde_json::Value, serde_json::Value) {
     let mut before = serde_json::Map::new();
@@ -212,7 +215,7 @@ macro_rules! impl_alert_triage {
         mod alert_triage_impl {
             use super::$store;
             use $crate::alert_triage::{
-                audit_summaries, plan_for, Activity, BulkAction, BulkItem, ChangeRequest, Comment,
+                audit_summaries, plan_for, Activity, ActivityRow, BulkAction, BulkItem, ChangeRequest, Comment,
                 TriageRow, COMMENT_COLUMNS, TRIAGE_COLUMNS,
             };
             use $crate::tag_access::{push_alert_access, Visibility};
@@ -228,7 +231,6 @@ macro_rules! impl_alert_triage {
 
             type Tx = Transaction<'static, $db>;
 
-            struct Activities(Vec<(Uuid, Uuid, &'static str, Option<String>, Option<String>)>);
 
             impl $store {
                 /// Reads (and on PostgreSQL locks) the visible rows among `ids`, in id order.
@@ -282,13 +284,14 @@ macro_rules! impl_alert_triage {
                     Ok(())
                 }
 
-                async fn insert_activities(
+                /// Writes activity rows: (tenant, alert, kind, old value, new value).
+                pub(crate) async fn insert_activities(
                     tx: &mut Tx,
                     ctx: &ChangeCtx,
-                    acts: &Activities,
+                    acts: &[ActivityRow],
                     now: DateTime<Utc>,
                 ) -> StoreResult<()> {
-                    for chunk in acts.0.chunks(200) {
+                    for chunk in acts.chunks(200) {
                         let mut qb = QueryBuilder::<$db>::new(
                             "INSERT INTO alert_activities (id, tenant_id, alert_id, kind, old_value, new_value, \
                              actor_kind, actor_id, actor_name, created_at) ",
@@ -331,7 +334,7 @@ macro_rules! impl_alert_triage {
                     vis: &Visibility,
                     now: DateTime<Utc>,
                 ) -> StoreResult<Vec<(Uuid, Result<bool, StoreError>)>> {
-                    let mut acts = Activities(Vec::new());
+                    let mut acts: Vec<ActivityRow> = Vec::new();
                     let mut recs = Vec::new();
                     let mut out = Vec::with_capacity(rows.len());
                     for row in rows {
@@ -348,7 +351,7 @@ macro_rules! impl_alert_triage {
                         }
                         Self::apply_plan(tx, row, &plan, now).await?;
                         for c in &plan.changes {
-                            acts.0.push((row.tenant_id, row.id, c.field, c.old.clone(), c.new.clone()));
+                            acts.push((row.tenant_id, row.id, c.field, c.old.clone(), c.new.clone()));
                         }
                         let (before, after) = audit_summaries(&plan);
                         let event = if plan.closes() { EventType::AlertResolved } else { EventType::AlertUpdated };
@@ -444,7 +447,7 @@ macro_rules! impl_alert_triage {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    let acts = Activities(vec![(row.tenant_id, id, "deleted", Some(row.status.clone()), None)]);
+                    let acts = [(row.tenant_id, id, "deleted", Some(row.status.clone()), None)];
                     Self::insert_activities(&mut tx, ctx, &acts, now).await?;
                     let rec = $crate::audit::record(ctx, EventType::AlertDeleted, "alert", Some(id.to_string()),
                         Some(json!({"status": row.status, "severity": row.severity})), None)?;
@@ -481,7 +484,7 @@ macro_rules! impl_alert_triage {
                     .bind(now)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let acts = Activities(vec![(row.tenant_id, id, "comment", None, Some(comment_id.to_string()))]);
+                    let acts = [(row.tenant_id, id, "comment", None, Some(comment_id.to_string()))];
                     Self::insert_activities(&mut tx, ctx, &acts, now).await?;
                     let rec = $crate::audit::record(ctx, EventType::CommentAdded, "alert", Some(id.to_string()), None,
                         Some(json!({"comment_id": comment_id.to_string(), "mentions": mentions.len() as i64})))?;
@@ -523,7 +526,7 @@ macro_rules! impl_alert_triage {
                     .bind(comment_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                    let acts = Activities(vec![(row.tenant_id, alert_id, "comment_edited", None, Some(comment_id.to_string()))]);
+                    let acts = [(row.tenant_id, alert_id, "comment_edited", None, Some(comment_id.to_string()))];
                     Self::insert_activities(&mut tx, ctx, &acts, now).await?;
                     let rec = $crate::audit::record(ctx, EventType::AlertUpdated, "alert", Some(alert_id.to_string()), None,
                         Some(json!({"comment_edited": comment_id.to_string()})))?;

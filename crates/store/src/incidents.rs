@@ -821,27 +821,11 @@ macro_rules! impl_incidents {
                     tenant: TenantId,
                     rows: &[(Uuid, &'static str, Option<String>, Option<String>)],
                 ) -> StoreResult<()> {
-                    let now = bulwark_core::time::now();
-                    for chunk in rows.chunks(200) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO alert_activities (id, tenant_id, alert_id, kind, old_value, new_value, actor_kind, \
-                             actor_id, actor_name, created_at) ",
-                        );
-                        qb.push_values(chunk, |mut b, (alert, kind, old, new)| {
-                            b.push_bind(Uuid::now_v7())
-                                .push_bind(tenant.0)
-                                .push_bind(*alert)
-                                .push_bind(*kind)
-                                .push_bind(old.clone())
-                                .push_bind(new.clone())
-                                .push_bind(ctx.actor_kind)
-                                .push_bind(ctx.actor_id.clone())
-                                .push_bind(ctx.actor_name.clone())
-                                .push_bind(now);
-                        });
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    Ok(())
+                    let rows: Vec<_> = rows
+                        .iter()
+                        .map(|(alert, kind, old, new)| (tenant.0, *alert, *kind, old.clone(), new.clone()))
+                        .collect();
+                    Self::insert_activities(tx, ctx, &rows, bulwark_core::time::now()).await
                 }
 
                 async fn audit(
