@@ -144,7 +144,7 @@ pub struct CurrentAnalyst(pub std::sync::Arc<bulwark_core::model::Analyst>);
 
 /// The API key behind the request, for handlers that check request signatures.
 pub struct KeyContext {
-    pub creds: std::sync::Arc<bulwark_core::model::ApiKeyCredentials>,
+    pub creds: bulwark_core::model::ApiKeyCredentials,
     /// The key as presented (OpenSOAR's `X-Webhook-Signature` is keyed with it).
     pub presented: bulwark_core::Secret<String>,
 }
@@ -212,21 +212,11 @@ pub async fn authenticate(
         }
         Presented::ApiKey(key) => {
             let prefix = api_key_prefix(key).ok_or(ApiError::Unauthorized(INVALID))?;
-            let instant = std::time::Instant::now();
-            let creds = match state.key_cache.get(prefix, instant) {
-                Some(c) => c,
-                None => {
-                    let c = std::sync::Arc::new(
-                        state
-                            .store
-                            .api_key_by_prefix(prefix)
-                            .await?
-                            .ok_or(ApiError::Unauthorized(INVALID))?,
-                    );
-                    state.key_cache.put(prefix, c.clone(), instant);
-                    c
-                }
-            };
+            let creds = state
+                .store
+                .api_key_by_prefix(prefix)
+                .await?
+                .ok_or(ApiError::Unauthorized(INVALID))?;
             let now = bulwark_core::time::now();
             if !api_key_matches(key, &creds.digest) || !creds.key.is_usable_at(now) {
                 return Err(ApiError::Unauthorized(INVALID));

@@ -197,6 +197,5 @@ pub async fn revoke(
             bulwark_core::time::now(),
         )
         .await?;
-    state.key_cache.clear();
     Ok(axum::Json(key))
 }
