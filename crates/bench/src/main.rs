@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod triage;
+
 #[derive(Parser)]
 #[command(about = "Bulwark benchmark harness")]
 struct Args {
@@ -72,6 +74,26 @@ enum Suite {
         /// Database URL (default: a fresh SQLite file in a temporary directory).
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// The alert queue at scale: loads N alerts (with observables) and M incidents straight
+    /// into the tables, then times the queue queries through the store, and the incident
+    /// timeline's SQL.
+    Triage {
+        /// Database URL: an empty PostgreSQL database (e.g. made with `createdb`) or a SQLite
+        /// file (default: a fresh SQLite file in a temporary directory, removed afterwards).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 1_000_000)]
+        alerts: u64,
+        #[arg(long, default_value_t = 100_000)]
+        incidents: u64,
+        /// Timed runs per query (each query stops early after 30 s).
+        #[arg(long, default_value_t = 200)]
+        iterations: u32,
+        /// Measure the data an earlier run loaded into this database instead of loading
+        /// (pending migrations are applied first, and timed).
+        #[arg(long)]
+        reuse: bool,
     },
 }
 
@@ -759,6 +781,13 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 ref database_url,
             } => store_ingest(alerts, batch, rounds, database_url.clone()).await,
+            Suite::Triage {
+                ref database_url,
+                alerts,
+                incidents,
+                iterations,
+                reuse,
+            } => triage::triage(database_url.clone(), alerts, incidents, iterations, reuse).await,
         }
     })?;
     println!("{report}");

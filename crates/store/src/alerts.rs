@@ -117,22 +117,220 @@ pub(crate) struct DetailRow {
     pub latest_payload: Option<String>,
 }
 
+/// Separates the fields in PostgreSQL's search expression, so a match never spans two fields.
+pub(crate) const SEARCH_SEPARATOR: char = '\u{1f}';
+
+/// The expression PostgreSQL's trigram index covers (migration 0009); the query must repeat it
+/// exactly for the index to be used.
+pub(crate) const PG_SEARCH_EXPR: &str = "lower(alerts.title || E'\\x1f' || COALESCE(alerts.description, '') \
+     || E'\\x1f' || COALESCE(alerts.rule_name, ''))";
+
+/// How the queue finds the alerts of a filter that has an index but does not give the queue
+/// order (text, tag, address, observable, a time window in the past).
+///
+/// PostgreSQL decides itself, from its statistics. SQLite has none (Bulwark never runs
+/// ANALYZE), so the store asks first: a bounded count over the filter's index. Below the
+/// bound, the matching ids come from that index alone and the page is read from them in id
+/// order (`alerts.id IN (...)`). At or above it, matching alerts are common enough that
+/// reading the queue in order and testing each alert fills a page sooner.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Collect the matching ids from the filter's index.
+    Index,
+    /// Read the queue in order and test each alert.
+    Walk,
+}
+
+/// How a time window is read (see `window_ids`).
+pub(crate) enum Window {
+    /// Few alerts on its far side: plain conditions.
+    Plain,
+    /// No alert at all in it.
+    Empty,
+    /// Bounded by its lowest and highest alert id.
+    Ids(Uuid, Uuid),
+}
+
+/// On SQLite, filters matching fewer alerts than this are read through their index. A text
+/// search costs more per match (the trigram phrase is evaluated twice), hence its lower bound.
+pub(crate) const INDEX_BELOW: i64 = 20_000;
+pub(crate) const TEXT_INDEX_BELOW: i64 = 5_000;
+/// A time window whose far side (newer alerts, when newest first) holds at least this many
+/// alerts is bounded by id first (see `window_ids`).
+pub(crate) const WINDOW_SKIP_FROM: i64 = 5_000;
+
+/// `text` as an FTS5 phrase: with the trigram tokenizer, alerts containing it as a substring
+/// (case-insensitive), any characters taken literally.
+pub(crate) fn fts_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
 /// Tag filters and tag rules use the backend's `ALERT_TAG_VALUES` expression.
 macro_rules! impl_alerts {
     ($store:ident, $db:ty) => {
         mod alerts_impl {
             use super::$store;
             use $crate::alerts::{AlertDetail, AlertFilter, AlertObservable, AlertSummary, DetailRow, SUMMARY_COLUMNS};
+            use $crate::alerts::{
+                fts_phrase, Access, Window, INDEX_BELOW, PG_SEARCH_EXPR, SEARCH_SEPARATOR, TEXT_INDEX_BELOW,
+                WINDOW_SKIP_FROM,
+            };
+            use $crate::scope_sql::push_scope;
             use $crate::tag_access::push_alert_access;
             use $crate::{AlertStore, StoreError, StoreResult};
             use bulwark_core::AlertAccess;
-            use sqlx::QueryBuilder;
+            use chrono::{DateTime, Utc};
+            use sqlx::{AssertSqlSafe, QueryBuilder};
             use uuid::Uuid;
+
+            const IS_PG: bool = matches!(<$db as sqlx::Database>::NAME.as_bytes(), b"PostgreSQL");
+
+            impl $store {
+                /// SQLite: `Index` when fewer than `below` rows of `probe` (one parameter, the
+                /// filter value) exist, else `Walk`. The count stops at `below`, so a common
+                /// value costs no more than that many index entries.
+                async fn access_for(&self, probe: &str, value: String, below: i64) -> StoreResult<Access> {
+                    let sql = format!("SELECT COUNT(*) FROM ({probe} LIMIT $2) n");
+                    let (found,): (i64,) = sqlx::query_as(AssertSqlSafe(sql))
+                        .bind(value)
+                        .bind(below)
+                        .fetch_one(&self.reader)
+                        .await?;
+                    Ok(if found < below { Access::Index } else { Access::Walk })
+                }
+
+                /// How to read a time window `[since, until)`. Ids grow with time, so a window
+                /// far from where the queue starts reading (the newest alert, or the oldest
+                /// with `oldest_first`) is bounded by the lowest and highest id in it, from the
+                /// (first_seen, id) index alone: every alert of the window lies between them,
+                /// so the bounds change no result, and the queue starts reading at the window
+                /// instead of skipping every alert after (or before) it.
+                async fn window_ids(
+                    &self,
+                    since: DateTime<Utc>,
+                    until: DateTime<Utc>,
+                    oldest_first: bool,
+                ) -> StoreResult<Window> {
+                    let (far_side, bound) = if oldest_first {
+                        ("SELECT 1 FROM alerts a WHERE a.first_seen < $1", since)
+                    } else {
+                        ("SELECT 1 FROM alerts a WHERE a.first_seen >= $1", until)
+                    };
+                    let sql = format!("SELECT COUNT(*) FROM ({far_side} LIMIT $2) n");
+                    let (skipped,): (i64,) = sqlx::query_as(AssertSqlSafe(sql))
+                        .bind(bound)
+                        .bind(WINDOW_SKIP_FROM)
+                        .fetch_one(&self.reader)
+                        .await?;
+                    if skipped < WINDOW_SKIP_FROM {
+                        return Ok(Window::Plain);
+                    }
+                    if IS_PG {
+                        // PostgreSQL has no min/max for uuid: their text forms in byte order
+                        // compare the same way.
+                        let (lo, hi): (Option<String>, Option<String>) = sqlx::query_as(
+                            "SELECT MIN(a.id::text COLLATE \"C\"), MAX(a.id::text COLLATE \"C\") FROM alerts a \
+                             WHERE a.first_seen >= $1 AND a.first_seen < $2",
+                        )
+                        .bind(since)
+                        .bind(until)
+                        .fetch_one(&self.reader)
+                        .await?;
+                        let parse = |s: String| {
+                            s.parse::<Uuid>().map_err(|_| StoreError::Corrupt(format!("alert id `{s}`")))
+                        };
+                        return Ok(match (lo, hi) {
+                            (Some(lo), Some(hi)) => Window::Ids(parse(lo)?, parse(hi)?),
+                            _ => Window::Empty,
+                        });
+                    }
+                    let (lo, hi): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+                        "SELECT MIN(a.id), MAX(a.id) FROM alerts a WHERE a.first_seen >= $1 AND a.first_seen < $2",
+                    )
+                    .bind(since)
+                    .bind(until)
+                    .fetch_one(&self.reader)
+                    .await?;
+                    Ok(lo.zip(hi).map_or(Window::Empty, |(lo, hi)| Window::Ids(lo, hi)))
+                }
+            }
 
             #[async_trait::async_trait]
             impl AlertStore for $store {
                 async fn list_alerts(&self, access: &AlertAccess, f: &AlertFilter) -> StoreResult<Vec<AlertSummary>> {
                     let vis = self.alert_visibility(access).await?;
+                    // Decisions that need a look at the data first (see `Access`).
+                    let text_access = match &f.text {
+                        // The trigram index needs 3 characters.
+                        Some(t) if !IS_PG && t.chars().count() >= 3 => Some(
+                            self.access_for(
+                                "SELECT 1 FROM alert_search_fts WHERE alert_search_fts MATCH $1",
+                                fts_phrase(t),
+                                TEXT_INDEX_BELOW,
+                            )
+                            .await?,
+                        ),
+                        _ => None,
+                    };
+                    let tag_access = match &f.tag {
+                        Some(t) if !IS_PG => Some(
+                            self.access_for("SELECT 1 FROM alert_tags WHERE tag = $1", t.clone(), INDEX_BELOW)
+                                .await?,
+                        ),
+                        _ => None,
+                    };
+                    let ip_access = match &f.ip {
+                        Some(ip) if !IS_PG => Some(
+                            self.access_for(
+                                "SELECT 1 FROM alerts a WHERE a.source_ip = $1 \
+                                 UNION ALL SELECT 1 FROM alerts a WHERE a.dest_ip = $1",
+                                ip.clone(),
+                                INDEX_BELOW,
+                            )
+                            .await?,
+                        ),
+                        _ => None,
+                    };
+                    // The observables carrying the value (in the caller's scope), then their
+                    // alerts: with the ids as constants, PostgreSQL's statistics on the links
+                    // tell a value on a few alerts from one on tens of thousands.
+                    let mut observable_ids: Vec<Uuid> = Vec::new();
+                    let mut observable_access = Access::Index;
+                    if let Some(v) = &f.observable {
+                        let mut q = QueryBuilder::<$db>::new("SELECT o.id FROM observables o WHERE o.value = ");
+                        q.push_bind(v.clone());
+                        push_scope(&mut q, "o.tenant_id", &access.scope);
+                        if let Some(t) = f.tenant_id {
+                            q.push(" AND o.tenant_id = ").push_bind(t.0);
+                        }
+                        observable_ids = q.build_query_scalar().fetch_all(&self.reader).await?;
+                        if observable_ids.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        if !IS_PG {
+                            let mut q = QueryBuilder::<$db>::new(
+                                "SELECT COUNT(*) FROM (SELECT 1 FROM alert_observables l WHERE l.observable_id IN (",
+                            );
+                            let mut sep = q.separated(", ");
+                            for id in &observable_ids {
+                                sep.push_bind(*id);
+                            }
+                            q.push(") LIMIT ").push_bind(INDEX_BELOW).push(") n");
+                            let found: i64 = q.build_query_scalar().fetch_one(&self.reader).await?;
+                            if found >= INDEX_BELOW {
+                                observable_access = Access::Walk;
+                            }
+                        }
+                    }
+                    let window = match (f.since, f.until) {
+                        (Some(s), Some(u)) => match self.window_ids(s, u, f.oldest_first).await? {
+                            Window::Empty => return Ok(Vec::new()),
+                            Window::Ids(lo, hi) => Some((lo, hi)),
+                            Window::Plain => None,
+                        },
+                        _ => None,
+                    };
+
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {SUMMARY_COLUMNS} FROM alerts WHERE alerts.deleted_at IS NULL"
                     ));
@@ -163,20 +361,46 @@ macro_rules! impl_alerts {
                         qb.push(" AND alerts.assignee_id = ").push_bind(a);
                     }
                     if let Some(ip) = &f.ip {
-                        qb.push(" AND (alerts.source_ip = ").push_bind(ip.clone());
-                        qb.push(" OR alerts.dest_ip = ").push_bind(ip.clone());
-                        qb.push(")");
+                        if ip_access == Some(Access::Index) {
+                            // The ids from the two address indexes alone.
+                            qb.push(" AND alerts.id IN (SELECT a.id FROM alerts a WHERE a.source_ip = ")
+                                .push_bind(ip.clone());
+                            qb.push(" UNION ALL SELECT a.id FROM alerts a WHERE a.dest_ip = ")
+                                .push_bind(ip.clone());
+                            qb.push(")");
+                        } else {
+                            // SQLite: `+` keeps the address indexes out of a walk.
+                            let p = if IS_PG { "" } else { "+" };
+                            qb.push(format_args!(" AND ({p}alerts.source_ip = ")).push_bind(ip.clone());
+                            qb.push(format_args!(" OR {p}alerts.dest_ip = ")).push_bind(ip.clone());
+                            qb.push(")");
+                        }
                     }
                     if let Some(tag) = &f.tag {
-                        qb.push(format_args!(" AND EXISTS (SELECT 1 FROM {} = ", Self::ALERT_TAG_VALUES))
-                            .push_bind(tag.clone());
-                        qb.push(")");
+                        if IS_PG {
+                            // The GIN index on tags (migration 0009).
+                            qb.push(" AND alerts.tags @> ").push_bind(sqlx::types::Json([tag.clone()]));
+                        } else if tag_access == Some(Access::Index) {
+                            qb.push(" AND alerts.id IN (SELECT t.alert_id FROM alert_tags t WHERE t.tag = ")
+                                .push_bind(tag.clone());
+                            qb.push(")");
+                        } else {
+                            qb.push(format_args!(" AND EXISTS (SELECT 1 FROM {} = ", Self::ALERT_TAG_VALUES))
+                                .push_bind(tag.clone());
+                            qb.push(")");
+                        }
                     }
+                    // With a window's id range, SQLite must read by id, not by first_seen (`+`).
+                    let time_column = if window.is_some() && !IS_PG { "+alerts.first_seen" } else { "alerts.first_seen" };
                     if let Some(s) = f.since {
-                        qb.push(" AND alerts.first_seen >= ").push_bind(s);
+                        qb.push(format_args!(" AND {time_column} >= ")).push_bind(s);
                     }
                     if let Some(u) = f.until {
-                        qb.push(" AND alerts.first_seen < ").push_bind(u);
+                        qb.push(format_args!(" AND {time_column} < ")).push_bind(u);
+                    }
+                    if let Some((lo, hi)) = window {
+                        qb.push(" AND alerts.id >= ").push_bind(lo);
+                        qb.push(" AND alerts.id <= ").push_bind(hi);
                     }
                     if let Some(text) = &f.text {
                         // LIKE wildcards in the search text match themselves.
@@ -184,19 +408,39 @@ macro_rules! impl_alerts {
                             "%{}%",
                             text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
                         );
-                        qb.push(" AND (LOWER(alerts.title) LIKE ").push_bind(pattern.clone());
-                        qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.description, '')) LIKE ").push_bind(pattern.clone());
-                        qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.rule_name, '')) LIKE ").push_bind(pattern);
-                        qb.push(" ESCAPE '\\')");
+                        if IS_PG && !text.contains(SEARCH_SEPARATOR) {
+                            // The trigram index over the three fields (migration 0009).
+                            qb.push(format_args!(" AND {PG_SEARCH_EXPR} LIKE ")).push_bind(pattern);
+                            qb.push(" ESCAPE '\\'");
+                        } else if text_access == Some(Access::Index) {
+                            // SQLite's trigram index: the same alerts as the LIKE below.
+                            qb.push(
+                                " AND alerts.id IN (SELECT s.alert_id FROM alert_search s WHERE s.rowid IN \
+                                 (SELECT rowid FROM alert_search_fts WHERE alert_search_fts MATCH ",
+                            )
+                            .push_bind(fts_phrase(text));
+                            qb.push("))");
+                        } else {
+                            qb.push(" AND (LOWER(alerts.title) LIKE ").push_bind(pattern.clone());
+                            qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.description, '')) LIKE ").push_bind(pattern.clone());
+                            qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.rule_name, '')) LIKE ").push_bind(pattern);
+                            qb.push(" ESCAPE '\\')");
+                        }
                     }
-                    if let Some(v) = &f.observable {
-                        qb.push(
-                            " AND alerts.id IN (SELECT l.alert_id FROM alert_observables l \
-                             JOIN observables o ON o.id = l.observable_id \
-                             WHERE o.tenant_id = alerts.tenant_id AND o.value = ",
-                        )
-                        .push_bind(v.clone());
-                        qb.push(")");
+                    if !observable_ids.is_empty() {
+                        if observable_access == Access::Walk {
+                            qb.push(
+                                " AND EXISTS (SELECT 1 FROM alert_observables l \
+                                 WHERE l.alert_id = alerts.id AND l.observable_id IN (",
+                            );
+                        } else {
+                            qb.push(" AND alerts.id IN (SELECT l.alert_id FROM alert_observables l WHERE l.observable_id IN (");
+                        }
+                        let mut sep = qb.separated(", ");
+                        for id in &observable_ids {
+                            sep.push_bind(*id);
+                        }
+                        qb.push("))");
                     }
                     let (cmp, order) = if f.oldest_first { (">", "ASC") } else { ("<", "DESC") };
                     if let Some(after) = f.after {
@@ -204,7 +448,10 @@ macro_rules! impl_alerts {
                     }
                     qb.push(format_args!(" ORDER BY alerts.id {order} LIMIT "))
                         .push_bind(i64::from(f.limit));
-                    Ok(qb.build_query_as().fetch_all(&self.reader).await?)
+                    // PostgreSQL: plan every page for its own values, never a cached generic
+                    // plan: how selective a filter is decides the plan (reading the queue in
+                    // order for a common word, the trigram index and a sort for a rare one).
+                    Ok(qb.build_query_as().persistent(!IS_PG).fetch_all(&self.reader).await?)
                 }
 
                 async fn get_alert(&self, access: &AlertAccess, id: Uuid) -> StoreResult<AlertDetail> {
