@@ -1270,12 +1270,11 @@ async fn settle(url: &str) -> anyhow::Result<f64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The incident timeline (stand-in)
+// The incident timeline
 
-/// TIMELINE STAND-IN: the SQL the incident timeline needs, measured directly until the store's
-/// timeline method (being written on another branch) is merged; then switch
-/// [`Reader::timeline`] to call it. Incident events, the linked alerts' arrivals, comments on
-/// the incident and on its alerts, and the alerts' activities, merged by time: first page.
+/// The size of the incident timeline (incident events, the linked alerts' arrivals, comments
+/// on the incident and on its alerts, the alerts' activities), reported next to the timing of
+/// the store's own timeline query.
 const TIMELINE_SQL: &str = "SELECT at, kind, ref_id, summary FROM ( \
      SELECT e.created_at AS at, 'event' AS kind, e.id AS ref_id, e.kind AS summary \
        FROM incident_events e WHERE e.incident_id = $1 \
@@ -1311,26 +1310,6 @@ impl Reader {
                     .await?,
             )
         })
-    }
-
-    /// TIMELINE STAND-IN (see [`TIMELINE_SQL`]): rows of the first page.
-    async fn timeline(&self, incident: Uuid) -> anyhow::Result<usize> {
-        type Row = (DateTime<Utc>, String, Uuid, String);
-        let rows: Vec<Row> = match self {
-            Reader::Sqlite(p) => {
-                sqlx::query_as(TIMELINE_SQL)
-                    .bind(incident)
-                    .fetch_all(p)
-                    .await?
-            }
-            Reader::Pg(p) => {
-                sqlx::query_as(TIMELINE_SQL)
-                    .bind(incident)
-                    .fetch_all(p)
-                    .await?
-            }
-        };
-        Ok(rows.len())
     }
 
     async fn timeline_size(&self, incident: Uuid) -> anyhow::Result<i64> {
@@ -1904,15 +1883,30 @@ pub(crate) async fn triage(
         target_ms: 50.0,
     });
 
-    // TIMELINE STAND-IN: direct SQL until the store's timeline method is merged.
+    // The incident timeline through the store (the route's query), first page of 100.
     let size = reader.timeline_size(incident).await?;
-    let (s, _) = time_it(iterations, budget, |_| reader.timeline(incident)).await?;
+    let (s, _) = time_it(iterations, budget, |_| {
+        let store = store.clone();
+        let admin = admin.clone();
+        async move {
+            let filter = bulwark_store::incidents::TimelineFilter {
+                kinds: Vec::new(),
+                after: None,
+                limit: 100,
+            };
+            Ok(store
+                .incident_timeline(&admin, incident, &filter)
+                .await?
+                .len())
+        }
+    })
+    .await?;
     eprintln!(
         "{:<55} p50 {:>8.2} ms  p99 {:>8.2} ms",
         "incident timeline", s.p50, s.p99
     );
     results.push(Measured {
-        name: "incident timeline, first 100 entries (SQL stand-in, 1,000 linked alerts)".into(),
+        name: "incident timeline, first 100 entries (1,000 linked alerts)".into(),
         matches: format!("{size} entries"),
         stats: s,
         target_ms: 100.0,

@@ -9,6 +9,7 @@ CREATE INDEX alerts_dest_ip ON alerts (dest_ip, id) WHERE dest_ip IS NOT NULL;
 -- New alerts are unassigned, so ingestion never writes to this one.
 CREATE INDEX alerts_assignee ON alerts (assignee_id, id) WHERE assignee_id IS NOT NULL;
 -- Time-range filters.
+DROP INDEX alerts_first_seen;
 CREATE INDEX alerts_first_seen ON alerts (first_seen, id);
 
 -- Free-text search: a trigram index (pg_trgm, shipped with PostgreSQL's contrib modules and

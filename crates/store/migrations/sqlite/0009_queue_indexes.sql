@@ -8,7 +8,9 @@ CREATE INDEX alerts_source_ip ON alerts (source_ip, id) WHERE source_ip IS NOT N
 CREATE INDEX alerts_dest_ip ON alerts (dest_ip, id) WHERE dest_ip IS NOT NULL;
 -- New alerts are unassigned, so ingestion never writes to this one.
 CREATE INDEX alerts_assignee ON alerts (assignee_id, id) WHERE assignee_id IS NOT NULL;
--- Time-range filters.
+-- Time-range filters: 0008's index on first_seen, extended by id so a range is read in
+-- queue order.
+DROP INDEX alerts_first_seen;
 CREATE INDEX alerts_first_seen ON alerts (first_seen, id);
 
 -- Free-text search: a trigram index over title, description and rule name, so a search for
