@@ -159,10 +159,24 @@ pub(crate) const TEXT_INDEX_BELOW: i64 = 5_000;
 /// alerts is bounded by id first (see `window_ids`).
 pub(crate) const WINDOW_SKIP_FROM: i64 = 5_000;
 
-/// `text` as an FTS5 phrase: with the trigram tokenizer, alerts containing it as a substring
-/// (case-insensitive), any characters taken literally.
-pub(crate) fn fts_phrase(text: &str) -> String {
-    format!("\"{}\"", text.replace('"', "\"\""))
+/// The trigrams of `text` as an FTS5 query that all must match. The index keeps no positions
+/// (`detail = none`, a third of the write cost of a positional trigram index), so it finds a
+/// superset of the alerts containing `text`; the caller rechecks with LIKE. At most 32
+/// trigrams are asked for: more narrow little and cost a lookup each.
+pub(crate) fn fts_trigrams(text: &str) -> String {
+    let chars: Vec<char> = text.to_lowercase().chars().collect();
+    let mut terms: Vec<String> = Vec::new();
+    for w in chars.windows(3) {
+        let t: String = w.iter().collect();
+        let quoted = format!("\"{}\"", t.replace('"', "\"\""));
+        if !terms.contains(&quoted) {
+            terms.push(quoted);
+        }
+        if terms.len() == 32 {
+            break;
+        }
+    }
+    terms.join(" AND ")
 }
 
 /// Tag filters and tag rules use the backend's `ALERT_TAG_VALUES` expression.
@@ -172,7 +186,7 @@ macro_rules! impl_alerts {
             use super::$store;
             use $crate::alerts::{AlertDetail, AlertFilter, AlertObservable, AlertSummary, DetailRow, SUMMARY_COLUMNS};
             use $crate::alerts::{
-                fts_phrase, Access, Window, INDEX_BELOW, PG_SEARCH_EXPR, SEARCH_SEPARATOR, TEXT_INDEX_BELOW,
+                fts_trigrams, Access, Window, INDEX_BELOW, PG_SEARCH_EXPR, SEARCH_SEPARATOR, TEXT_INDEX_BELOW,
                 WINDOW_SKIP_FROM,
             };
             use $crate::scope_sql::push_scope;
@@ -265,7 +279,7 @@ macro_rules! impl_alerts {
                         Some(t) if !IS_PG && t.chars().count() >= 3 => Some(
                             self.access_for(
                                 "SELECT 1 FROM alert_search_fts WHERE alert_search_fts MATCH $1",
-                                fts_phrase(t),
+                                fts_trigrams(t),
                                 TEXT_INDEX_BELOW,
                             )
                             .await?,
@@ -413,13 +427,18 @@ macro_rules! impl_alerts {
                             qb.push(format_args!(" AND {PG_SEARCH_EXPR} LIKE ")).push_bind(pattern);
                             qb.push(" ESCAPE '\\'");
                         } else if text_access == Some(Access::Index) {
-                            // SQLite's trigram index: the same alerts as the LIKE below.
+                            // SQLite's trigram index finds the candidates; LIKE keeps the alerts
+                            // that really contain the text.
                             qb.push(
                                 " AND alerts.id IN (SELECT s.alert_id FROM alert_search s WHERE s.rowid IN \
                                  (SELECT rowid FROM alert_search_fts WHERE alert_search_fts MATCH ",
                             )
-                            .push_bind(fts_phrase(text));
+                            .push_bind(fts_trigrams(text));
                             qb.push("))");
+                            qb.push(" AND (LOWER(alerts.title) LIKE ").push_bind(pattern.clone());
+                            qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.description, '')) LIKE ").push_bind(pattern.clone());
+                            qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.rule_name, '')) LIKE ").push_bind(pattern.clone());
+                            qb.push(" ESCAPE '\\')");
                         } else {
                             qb.push(" AND (LOWER(alerts.title) LIKE ").push_bind(pattern.clone());
                             qb.push(" ESCAPE '\\' OR LOWER(COALESCE(alerts.description, '')) LIKE ").push_bind(pattern.clone());

@@ -24,7 +24,7 @@ CREATE TABLE alert_search (
 ) STRICT;
 CREATE VIRTUAL TABLE alert_search_fts USING fts5 (
     title, description, rule_name,
-    content = '', contentless_delete = 1, tokenize = 'trigram'
+    content = '', contentless_delete = 1, tokenize = 'trigram', detail = 'none'
 );
 
 INSERT INTO alert_search (alert_id) SELECT id FROM alerts ORDER BY id;
