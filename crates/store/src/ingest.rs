@@ -153,6 +153,9 @@ macro_rules! impl_ingest {
                     .bind(a.received_at - window)
                     .fetch_optional(&mut **tx)
                     .await?;
+                    // A new alert's first_seen is its id's millisecond (see `v7_time`).
+                    let id = Uuid::now_v7();
+                    let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
                     let hit: Hit = match existing {
                         Some(h) => sqlx::query_as(
                             "UPDATE alerts SET duplicate_count = duplicate_count + 1, \
@@ -170,7 +173,7 @@ macro_rules! impl_ingest {
                              NULL, 0, $18, $18, $18, $18, $19, $20) \
                              RETURNING id, duplicate_count, title, severity"
                         )))
-                        .bind(Uuid::now_v7())
+                        .bind(id)
                         .bind(a.tenant_id.0)
                         .bind(n.source.as_str())
                         .bind(n.source_id.clone())
@@ -187,7 +190,7 @@ macro_rules! impl_ingest {
                         .bind(n.username.clone())
                         .bind(Json(n))
                         .bind(&a.raw)
-                        .bind(now)
+                        .bind(seen)
                         .bind(n.description.clone())
                         .bind(Json(&n.tags))
                         .fetch_one(&mut **tx)
@@ -250,6 +253,9 @@ macro_rules! impl_ingest {
                             let n = &first.alert;
                             let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
                             let id = Uuid::now_v7();
+                            // first_seen is the id's millisecond: a time window of the queue
+                            // is then an id range (`alerts::window_ids`).
+                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
                             ids.push(id);
                             b.push_bind(id)
                                 .push_bind(first.tenant_id.0)
@@ -270,8 +276,8 @@ macro_rules! impl_ingest {
                                 .push_bind(first.raw.clone())
                                 .push_bind(last.map(|a| a.raw.clone()))
                                 .push_bind(g.len() as i64 - 1)
-                                .push_bind(now)
-                                .push_bind(now)
+                                .push_bind(seen)
+                                .push_bind(seen)
                                 .push_bind(now)
                                 .push_bind(now)
                                 .push_bind(n.description.clone())

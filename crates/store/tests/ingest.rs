@@ -336,3 +336,31 @@ async fn copies_inside_one_batch_fold_into_one_alert_in_arrival_order() {
     assert_eq!((later[0].duplicate, later[0].duplicate_count), (true, 3));
     assert_eq!(later[0].alert_id, fold[0].alert_id);
 }
+
+/// The queue reads a time window as an id range: that needs every new alert's first_seen to be
+/// its id's millisecond, on both insert paths (by source id and by fingerprint).
+#[tokio::test]
+async fn first_seen_is_the_millisecond_of_the_alert_id() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    let mut batch: Vec<IncomingAlert> = (0..20)
+        .map(|i| incoming(t, Source::Wazuh, wazuh(&format!("w-{i}"), "203.0.113.9")))
+        .collect();
+    batch.push(incoming(
+        t,
+        Source::Generic,
+        json!({"title": "No source id", "severity": "low", "hostname": "ws-3"}),
+    ));
+    let out = s.ingest(&batch, DAY).await.expect("ingest");
+    let access = bulwark_core::AlertAccess::unrestricted(Scope::AllTenants);
+    for o in &out {
+        let alert = s.get_alert(&access, o.alert_id).await.expect("alert");
+        assert_eq!(
+            Some(alert.summary.first_seen),
+            bulwark_core::ids::v7_time(o.alert_id),
+            "{}",
+            o.alert_id
+        );
+    }
+}

@@ -33,9 +33,9 @@ fn start() -> DateTime<Utc> {
         .expect("date")
 }
 
-/// `COMMON` alerts one minute apart from `start()` with random ids (so id order and time order
-/// disagree: id bounds must still be exact), all sharing a word, a tag, an address and an
-/// observable; and three rare ones.
+/// `COMMON` alerts one minute apart from `start()`, all sharing a word, a tag, an address and
+/// an observable; and three rare ones. Like the store's, each id is a UUIDv7 of its alert's
+/// first_seen (random below the millisecond).
 async fn seed(url: &str, t: TenantId) {
     let pg = requested_backend() == Backend::Postgres;
     let tenant = if pg {
@@ -47,7 +47,8 @@ async fn seed(url: &str, t: TenantId) {
         format!(
             "INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, normalized, \
              raw_payload, first_seen, last_seen, created_at, updated_at, description, tags, source_ip, rule_name) \
-             SELECT md5('a' || i)::uuid, {tenant}, 'generic', 'g-' || i, decode(md5(i::text), 'hex'), \
+             SELECT (lpad(to_hex(1767225600000 + i * 60000), 12, '0') || '7' || substr(md5('a' || i), 1, 3) \
+             || '8' || substr(md5('a' || i), 4, 15))::uuid, {tenant}, 'generic', 'g-' || i, decode(md5(i::text), 'hex'), \
              'Common alert ' || i, 'low', '{{}}', '{{}}', \
              timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute', \
              timestamptz '2026-01-01 00:00:00+00' + i * interval '1 minute', now(), now(), \
@@ -60,7 +61,8 @@ async fn seed(url: &str, t: TenantId) {
             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) \
              INSERT INTO alerts (id, tenant_id, source, source_id, fingerprint, title, severity, normalized, \
              raw_payload, first_seen, last_seen, created_at, updated_at, description, tags, source_ip, rule_name) \
-             SELECT randomblob(16), {tenant}, 'generic', 'g-' || i, randomblob(32), 'Common alert ' || i, 'low', \
+             SELECT unhex(printf('%012x', 1767225600000 + i * 60000) || '7' || substr(hex(randomblob(2)), 1, 3) \
+             || '8' || substr(hex(randomblob(8)), 1, 15)), {tenant}, 'generic', 'g-' || i, randomblob(32), 'Common alert ' || i, 'low', \
              '{{}}', '{{}}', strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || i || ' minutes'), \
              strftime('%Y-%m-%dT%H:%M:%S+00:00', '2026-01-01', '+' || i || ' minutes'), '2026-01-01T00:00:00+00:00', \
              '2026-01-01T00:00:00+00:00', 'runs PowerShell daily', '[\"common-tag\",\"x\"]', '198.51.100.7', \
@@ -143,12 +145,10 @@ async fn seed(url: &str, t: TenantId) {
     .expect("links");
 }
 
+/// UUIDv7s of 2026-01-05T00:00:30Z, the rare alerts' first_seen.
 fn rare_ids() -> [Uuid; 3] {
-    [
-        Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
-        Uuid::from_u128(0xf190_0000_0000_7000_8000_0000_0000_0002),
-        Uuid::from_u128(0x8190_0000_0000_7000_8000_0000_0000_0003),
-    ]
+    let ms = 1_767_571_230_000;
+    [0x01, 0x80, 0xf0].map(|b| uuid::Builder::from_unix_timestamp_millis(ms, &[b; 10]).into_uuid())
 }
 
 fn ids(items: &[AlertSummary]) -> Vec<Uuid> {
@@ -301,8 +301,7 @@ async fn filters_give_the_same_alerts_however_they_are_read() {
         assert!(got.is_empty(), "{text}: {}", got.len());
     }
 
-    // A day in the middle: 5,000+ newer alerts, so the window is bounded by id first; ids are
-    // random, so the bounds span nearly everything and must still change nothing.
+    // A day in the middle: 5,000+ newer alerts, so the window is bounded by id first.
     let since = start() + Duration::days(4);
     let until = start() + Duration::days(5);
     for oldest_first in [false, true] {
