@@ -429,7 +429,14 @@ pub fn parse_yaml_with(
             let path = clean_path(&e.path().to_string());
             let inner = e.into_inner();
             let line = inner.location().map(|l| l.line());
-            let message = strip_yaml_location(&inner.to_string());
+            let mut message = strip_yaml_location(&inner.to_string());
+            // serde_norway prefixes nested errors with its own path: `actions[1]: unknown field ..`.
+            if let Some((prefix, rest)) = message.split_once(": ")
+                && !prefix.contains(' ')
+                && path.starts_with(prefix)
+            {
+                message = rest.to_owned();
+            }
             let line = line.or_else(|| locate_line(text, &path));
             return Err(PlaybookErrors(vec![
                 PlaybookError::new(path, message).at_line(line),
