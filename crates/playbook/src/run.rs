@@ -153,7 +153,11 @@ pub struct UnitState {
     pub not_before: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_until: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_value"
+    )]
     pub output: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -186,7 +190,11 @@ pub struct ActionState {
     pub items: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<UnitState>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "some_value"
+    )]
     pub result: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -695,10 +703,13 @@ impl RunState {
             );
             let attempt = u.attempt + 1;
             changed = true;
-            let input = match rendered {
+            let input = match rendered
+                .map_err(|e| render_error(&e))
+                .and_then(|v| check_rendered(&comp.schema, v))
+            {
                 Ok(v) => v,
                 Err(e) => {
-                    self.fail_unit(r, k, attempt, render_error(&e));
+                    self.fail_unit(r, k, attempt, e);
                     continue;
                 }
             };
@@ -980,10 +991,57 @@ impl RunState {
     }
 }
 
+/// `null` present in the JSON is `Some(Null)` (a result that is null), absent is `None`.
+fn some_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
 enum Gate {
     Blocked,
     Skip(String),
     Ready,
+}
+
+/// Rendered arguments are checked against the catalog (templates could produce anything).
+/// Scalars are turned into strings where a string is expected (`"{{ alert.id }}"` as a tag).
+fn check_rendered(
+    schema: &Option<crate::catalog::ActionSchema>,
+    mut input: Value,
+) -> Result<Value, String> {
+    use crate::catalog::ArgType;
+    let Some(schema) = schema else {
+        return Ok(input);
+    };
+    let Value::Object(map) = &mut input else {
+        return Ok(input);
+    };
+    fn stringify(v: &mut Value) {
+        match v {
+            Value::Number(n) => *v = Value::String(n.to_string()),
+            Value::Bool(b) => *v = Value::String(b.to_string()),
+            _ => {}
+        }
+    }
+    for (k, v) in map.iter_mut() {
+        let Some(arg) = schema.arg(k) else { continue };
+        match &arg.ty {
+            ArgType::String => {
+                if v.is_array() || v.is_object() {
+                    *v = Value::String(v.to_string());
+                }
+                stringify(v);
+            }
+            ArgType::Enum(_) | ArgType::Duration => stringify(v),
+            ArgType::StringList => {
+                if let Value::Array(items) = v {
+                    items.iter_mut().for_each(stringify);
+                }
+            }
+            _ => {}
+        }
+        arg.ty.check(v).map_err(|m| format!("args.{k}: {m}"))?;
+    }
+    Ok(input)
 }
 
 fn render_error(e: &ExprError) -> String {

@@ -299,6 +299,8 @@ pub(crate) struct CompiledAction {
     pub is_handler: bool,
     /// Top-level argument names that are never rendered.
     pub raw_args: Vec<&'static str>,
+    /// The catalog entry, to check rendered arguments at run time.
+    pub schema: Option<crate::catalog::ActionSchema>,
 }
 
 /// A trigger with its condition compiled.

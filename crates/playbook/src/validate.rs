@@ -440,6 +440,7 @@ pub(crate) fn compile(
             on_error: policies[i],
             is_handler: handler_of.contains_key(&i),
             raw_args,
+            schema: schema.cloned(),
         });
     }
 
