@@ -393,14 +393,16 @@ mod tests {
     fn arg_type_checks() {
         assert!(ArgType::StringList.check(&json!(["a", "b"])).is_ok());
         assert_eq!(
-            ArgType::StringList.check(&json!(["a", 1])).unwrap_err(),
+            ArgType::StringList
+                .check(&json!(["a", 1]))
+                .expect_err("must fail"),
             "expected a list of strings, got a list"
         );
         assert!(ArgType::Integer.check(&json!(1.5)).is_err());
         assert!(ArgType::Number.check(&json!(1.5)).is_ok());
         let e = ArgType::enumeration(SEVERITIES)
             .check(&json!("hihg"))
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(e.contains("did you mean `high`"), "{e}");
         assert!(ArgType::Duration.check(&json!("5q")).is_err());
     }

@@ -69,7 +69,7 @@ pub fn format_duration(d: Duration) -> String {
         ("m", 60_000),
         ("s", 1_000),
     ] {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -92,32 +92,36 @@ mod tests {
 
     #[test]
     fn rejects_precisely() {
-        assert!(parse_duration("30").unwrap_err().contains("missing unit"));
+        assert!(
+            parse_duration("30")
+                .expect_err("must fail")
+                .contains("missing unit")
+        );
         assert!(
             parse_duration("5x")
-                .unwrap_err()
+                .expect_err("must fail")
                 .contains("unknown unit `x`")
         );
         assert!(
             parse_duration("1.5s")
-                .unwrap_err()
+                .expect_err("must fail")
                 .contains("unknown unit `.5s`")
         );
         assert!(
             parse_duration("s")
-                .unwrap_err()
+                .expect_err("must fail")
                 .contains("expected a whole number")
         );
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(
             parse_duration("99999999999999999999999d")
-                .unwrap_err()
+                .expect_err("must fail")
                 .contains("too large")
         );
         assert!(
             parse_duration("999999999999999999d")
-                .unwrap_err()
+                .expect_err("must fail")
                 .contains("too large")
         );
     }
@@ -125,7 +129,10 @@ mod tests {
     #[test]
     fn bounds_and_format() {
         let r = parse_duration_bounded("2h", Duration::ZERO, Duration::from_secs(3600));
-        assert_eq!(r.unwrap_err(), "duration `2h` exceeds the maximum of 1h");
+        assert_eq!(
+            r.expect_err("must fail"),
+            "duration `2h` exceeds the maximum of 1h"
+        );
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format_duration(Duration::from_secs(300)), "5m");
     }

@@ -802,11 +802,11 @@ mod tests {
         );
         let err = s
             .render_value(&json!({"text": "{{ alert.title | nosuchfilter }}"}), &ctx)
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(err.path.as_deref(), Some("args.text"));
         let err = s
             .render_value(&json!({"l": ["ok", "{{ 1 + }}"]}), &ctx)
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(err.path.as_deref(), Some("args.l[1]"));
     }
 
@@ -852,7 +852,7 @@ mod tests {
                 "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
                 &json!({}),
             )
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(
             matches!(e.kind, ExprErrorKind::OutOfFuel | ExprErrorKind::TooLarge),
             "{e:?}"
@@ -861,32 +861,32 @@ mod tests {
             .compile_expression("range(100000000) | list")
             .expect("compiles")
             .eval(&json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::Evaluation, "{e:?}");
         let e = s
             .compile_expression("'a' * 10000000")
             .expect("compiles")
             .eval(&json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::OutOfFuel, "{e:?}");
         // With a large budget the output cap still applies.
         let big = Sandbox::with_fuel(100_000_000);
         let e = big
             .render_str("{{ 'a' * 2000000 }}", &json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::TooLarge, "{e:?}");
         let e = big
             .compile_expression("'a' * 2000000")
             .expect("compiles")
             .eval(&json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::TooLarge, "{e:?}");
         let e = s
             .render_str(
                 "{% for i in range(100) %}{{ 'a' * 100000 }}{% endfor %}",
                 &json!({}),
             )
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(
             matches!(e.kind, ExprErrorKind::OutOfFuel | ExprErrorKind::TooLarge),
             "{e:?}"
@@ -896,7 +896,7 @@ mod tests {
                 "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
                 &json!({}),
             )
-            .unwrap_err();
+            .expect_err("must fail");
         assert!(
             matches!(e.kind, ExprErrorKind::Evaluation | ExprErrorKind::OutOfFuel),
             "{e:?}"
@@ -906,25 +906,25 @@ mod tests {
             "{{% set x = 'a' * 1000 %}}{}{{{{ x }}}}",
             "{% set x = x ~ x %}".repeat(40)
         );
-        let e = s.render_str(&doubling, &json!({})).unwrap_err();
+        let e = s.render_str(&doubling, &json!({})).expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::OutOfFuel, "{e:?}");
         let ns = "{% set ns = namespace(s='a') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}";
-        let e = s.render_str(ns, &json!({})).unwrap_err();
+        let e = s.render_str(ns, &json!({})).expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::OutOfFuel, "{e:?}");
         // Lists repeat lazily in minijinja; converting the result is bounded by the output cap.
         let e = s
             .compile_expression("[1] * 100000000")
             .expect("compiles")
             .eval(&json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::TooLarge, "{e:?}");
         let e = s
             .render_str("{{ [1] * 100000000 }}", &json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::TooLarge, "{e:?}");
         assert_eq!(
             s.render_str("{% include 'x' %}", &json!({}))
-                .unwrap_err()
+                .expect_err("must fail")
                 .kind,
             ExprErrorKind::Forbidden
         );
@@ -940,7 +940,7 @@ mod tests {
             .compile_expression("range(1000) | map('string') | join(',')")
             .expect("compiles")
             .eval(&json!({}))
-            .unwrap_err();
+            .expect_err("must fail");
         assert_eq!(e.kind, ExprErrorKind::OutOfFuel, "{e:?}");
     }
 

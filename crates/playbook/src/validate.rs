@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::catalog::{ActionSchema, ArgType, Catalog};
-use crate::duration::{parse_duration, parse_duration_bounded};
+use crate::duration::parse_duration_bounded;
 use crate::error::{PlaybookError, PlaybookErrors, did_you_mean};
 use crate::expr::{ExprError, Sandbox, is_template};
 use crate::spec::{
@@ -642,7 +642,6 @@ fn check_special(c: &mut Checker<'_>, path: &str, a: &ActionSpec) {
         }
         _ => {}
     }
-    let _ = parse_duration;
 }
 
 /// `actions.<ref>` must name a transitive dependency (else it has no result yet);
@@ -675,14 +674,14 @@ fn check_references(
                 }
             }
             Some(root @ ("item" | "item_index"))
-                if !has_for_each && !path.starts_with("outputs") =>
+                if !has_for_each
+                    && !path.starts_with("outputs")
+                    && reported.insert(root.to_owned()) =>
             {
-                if reported.insert(root.to_owned()) {
-                    c.err(
-                        path,
-                        format!("`{root}` exists only in an action with `for_each`"),
-                    );
-                }
+                c.err(
+                    path,
+                    format!("`{root}` exists only in an action with `for_each`"),
+                );
             }
             _ => {}
         }

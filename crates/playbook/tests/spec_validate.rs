@@ -67,7 +67,7 @@ fn on_error_forms() {
     assert_eq!(pb.to_json()["actions"][1]["on_error"], json!({"run": "h"}));
     let mut bad = doc.clone();
     bad["actions"][0]["on_error"] = json!("ignore");
-    let e = parse_json(&bad, &Catalog::builtin()).unwrap_err();
+    let e = parse_json(&bad, &Catalog::builtin()).expect_err("must fail");
     assert_eq!(e.errors()[0].path, "actions[0].on_error");
     assert!(
         e.errors()[0].message.contains("unknown on_error `ignore`"),
@@ -279,7 +279,7 @@ fn action_specific_rules() {
     let cat = Catalog::builtin();
     let err = |action: &str, args: serde_json::Value| {
         parse_json(&doc(action, args), &cat)
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string()
     };
     assert!(err("alert.update", json!({})).contains("at least one of"));
@@ -326,7 +326,7 @@ fn action_specific_rules() {
     d["actions"][0]["concurrency"] = json!(33);
     assert!(
         parse_json(&d, &cat)
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string()
             .contains("must be 1-32")
     );
@@ -346,17 +346,19 @@ fn limits_on_counts_and_names() {
     let d = json!({"name": "x", "triggers": [{"on": "manual"}], "actions": actions});
     assert!(
         parse_json(&d, &Catalog::builtin())
-            .unwrap_err()
+            .expect_err("must fail")
             .to_string()
             .contains("at most 100")
     );
     let d = json!({"name": "x".repeat(101), "triggers": [], "actions": []});
-    let e = parse_json(&d, &Catalog::builtin()).unwrap_err();
+    let e = parse_json(&d, &Catalog::builtin()).expect_err("must fail");
     assert!(e.to_string().contains("1-100 characters"), "{e}");
     assert!(e.to_string().contains("at least one trigger"), "{e}");
     assert!(e.to_string().contains("at least one action"), "{e}");
     let d = json!({"name": "-x", "triggers": [{"on": "schedule", "cron": "* * * *"}], "actions": [{"ref": "a", "action": "set", "args": {"values": {}}}]});
-    let e = parse_json(&d, &Catalog::builtin()).unwrap_err().to_string();
+    let e = parse_json(&d, &Catalog::builtin())
+        .expect_err("must fail")
+        .to_string();
     assert!(
         e.contains("must start with a lowercase letter or a digit"),
         "{e}"
