@@ -12,6 +12,7 @@
 pub mod alert_triage;
 pub mod alerts;
 pub mod audit;
+pub mod automation;
 pub mod dashboard;
 mod foundation;
 pub mod incidents;
@@ -524,6 +525,181 @@ pub trait IncidentStore {
     ) -> StoreResult<()>;
 }
 
+/// Automation: playbooks, runs, the durable job queue, approvals, leases (see `automation`).
+/// Methods taking a `Scope` treat a record outside it as not found; global playbooks
+/// (`tenant_id` None) are visible to every scope but changed only with `Scope::AllTenants`.
+#[async_trait]
+pub trait AutomationStore {
+    async fn list_playbooks(&self, scope: &Scope) -> StoreResult<Vec<automation::PlaybookRecord>>;
+    async fn get_playbook(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<automation::PlaybookRecord>;
+    async fn playbook_by_name(&self, name: &str)
+    -> StoreResult<Option<automation::PlaybookRecord>>;
+    /// Versions of a playbook, newest first.
+    async fn playbook_versions(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<Vec<automation::PlaybookVersion>>;
+    /// The spec of one version (runs execute the version they started with).
+    async fn playbook_version_spec(
+        &self,
+        id: uuid::Uuid,
+        version: i32,
+    ) -> StoreResult<serde_json::Value>;
+    /// `Conflict { field: "name" }` when the name is taken. `audit_tenant`: whose chain records it.
+    async fn create_playbook(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        audit_tenant: TenantId,
+        new: automation::PlaybookWrite,
+    ) -> StoreResult<automation::PlaybookRecord>;
+    /// A new version. `expected_version`: `State` (409) when the stored one differs.
+    async fn update_playbook(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        audit_tenant: TenantId,
+        id: uuid::Uuid,
+        expected_version: Option<i32>,
+        new: automation::PlaybookWrite,
+    ) -> StoreResult<automation::PlaybookRecord>;
+    async fn set_playbook_enabled(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        audit_tenant: TenantId,
+        id: uuid::Uuid,
+        enabled: bool,
+    ) -> StoreResult<automation::PlaybookRecord>;
+    /// Deletes the playbook and its versions; its runs stay (with their name and version).
+    async fn delete_playbook(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        audit_tenant: TenantId,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    /// Every enabled playbook, all tenants (for trigger matching).
+    async fn enabled_playbooks(&self) -> StoreResult<Vec<automation::PlaybookRecord>>;
+    /// Changes whenever any playbook changes (count and latest update): other nodes poll it to
+    /// reload their triggers.
+    async fn playbooks_marker(&self) -> StoreResult<String>;
+
+    /// Creates runs, each with its job, in one transaction.
+    async fn create_runs(&self, runs: &[automation::NewRun]) -> StoreResult<Vec<uuid::Uuid>>;
+    async fn list_runs(
+        &self,
+        scope: &Scope,
+        filter: &automation::RunFilter,
+    ) -> StoreResult<Vec<automation::RunRecord>>;
+    async fn get_run(&self, scope: &Scope, id: uuid::Uuid) -> StoreResult<automation::RunRecord>;
+    /// Every attempt of a run, in order.
+    async fn run_steps(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<Vec<automation::StepRecord>>;
+    /// Cancels a run that has not finished (`State` if it has): status `cancelled`, its job and
+    /// pending approvals removed. A worker holding it stops at its next save.
+    async fn cancel_run(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<automation::RunRecord>;
+    /// Saves a run's progress (state, status, the attempt) while `worker` holds the run's job
+    /// lease; `State` when it does not (the lease lapsed and another worker took over) or the
+    /// run was cancelled meanwhile.
+    async fn save_run(
+        &self,
+        run_id: uuid::Uuid,
+        worker: &str,
+        progress: automation::RunProgress,
+    ) -> StoreResult<()>;
+
+    /// Claims up to `limit` ready jobs of `kinds` for `lease`.
+    async fn claim_jobs(
+        &self,
+        worker: &str,
+        kinds: &[&str],
+        limit: i64,
+        lease: std::time::Duration,
+    ) -> StoreResult<Vec<automation::ClaimedJob>>;
+    /// Extends the lease; `false` when `worker` no longer holds it.
+    async fn heartbeat(
+        &self,
+        job: uuid::Uuid,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> StoreResult<bool>;
+    /// Hands a job back; `false` when `worker` no longer holds it (nothing changed).
+    async fn release_job(
+        &self,
+        job: uuid::Uuid,
+        worker: &str,
+        release: automation::JobRelease,
+    ) -> StoreResult<bool>;
+    /// Queues a parked run's job again (an approval was decided).
+    async fn wake_run(&self, run_id: uuid::Uuid) -> StoreResult<()>;
+    /// Jobs by status (`queued`, `parked`, `dead`), for the metrics and tests.
+    async fn job_counts(&self) -> StoreResult<Vec<(String, i64)>>;
+
+    /// Creates the approval of a run's step, or returns the one that exists (a resumed run asks
+    /// again).
+    async fn request_approval(
+        &self,
+        new: automation::NewApproval,
+    ) -> StoreResult<automation::ApprovalRecord>;
+    async fn list_approvals(
+        &self,
+        scope: &Scope,
+        status: Option<&str>,
+    ) -> StoreResult<Vec<automation::ApprovalRecord>>;
+    async fn get_approval(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<automation::ApprovalRecord>;
+    /// The approval of a run's step, if one was requested.
+    async fn approval_for_step(
+        &self,
+        run_id: uuid::Uuid,
+        step_ref: &str,
+        item_index: Option<i32>,
+    ) -> StoreResult<Option<automation::ApprovalRecord>>;
+    /// Records a decision. One reject rejects; `approvers_required` different approvers approve.
+    /// `Forbidden` when the decider's role may not decide it; `State` when it is no longer
+    /// pending or the decider already decided. A final decision wakes the run.
+    async fn decide_approval(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+        decider: &automation::Decider,
+        approve: bool,
+        comment: Option<String>,
+    ) -> StoreResult<automation::ApprovalRecord>;
+    /// Marks pending approvals past their expiry `expired` and wakes their runs.
+    async fn expire_approvals(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<automation::ApprovalRecord>>;
+
+    /// Takes or renews the lease `name` for `holder` when it is free, expired or already
+    /// `holder`'s; `false` when someone else holds it.
+    async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+}
+
 /// Incident templates, per tenant (names unique per tenant).
 #[async_trait]
 pub trait IncidentTemplateStore {
@@ -645,6 +821,7 @@ pub trait Database:
     + DashboardStore
     + IncidentStore
     + IncidentTemplateStore
+    + AutomationStore
     + Health
     + Send
     + Sync
@@ -664,6 +841,7 @@ impl<T> Database for T where
         + DashboardStore
         + IncidentStore
         + IncidentTemplateStore
+        + AutomationStore
         + Health
         + Send
         + Sync

@@ -72,6 +72,12 @@ crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
 crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);
 crate::alert_triage::impl_alert_triage!(PgStore, sqlx::Postgres);
 crate::observables::impl_observables!(PgStore, sqlx::Postgres, " FOR UPDATE");
+crate::automation::impl_automation!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE",
+    " FOR UPDATE SKIP LOCKED"
+);
 crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
 crate::incidents::impl_incidents!(
     PgStore,
