@@ -1335,7 +1335,9 @@ macro_rules! impl_automation {
                         .fetch_optional(&mut *tx)
                         .await?;
                         if let Some(row) = row {
-                            Self::wake_in(&mut tx, run_id, now).await?;
+                            // The run is ready now (real time), whatever instant `now` says
+                            // the approval expired at.
+                            Self::wake_in(&mut tx, run_id, bulwark_core::time::now()).await?;
                             let rec = $crate::audit::record(
                                 &ChangeCtx::system("automation"), EventType::ApprovalExpired, "approval",
                                 Some(id.to_string()), None, Some(json!({"run_id": run_id})),
