@@ -233,7 +233,7 @@ impl Action for IncidentLink {
             .map_err(|e| ActionError::store("incident.link refused", e))?;
         let outcome = res
             .first()
-            .map(|r| serde_json::to_value(&r.result).unwrap_or(Value::Null))
+            .map(|r| serde_json::to_value(r.result).unwrap_or(Value::Null))
             .unwrap_or(Value::Null);
         Ok(json!({ "incident_id": incident, "alert_id": alert, "result": outcome }))
     }
