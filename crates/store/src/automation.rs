@@ -597,7 +597,7 @@ macro_rules! impl_automation {
                 }
 
                 async fn approval_with_decisions(&self, row: ApprovalRow) -> StoreResult<ApprovalRecord> {
-                    let id = row_id(&row);
+                    let id = row.id_value();
                     let rows: Vec<DecisionRow> = sqlx::query_as(
                         "SELECT approval_id, analyst_id, username, decision, comment, created_at \
                          FROM approval_decisions WHERE approval_id = $1 ORDER BY created_at",
@@ -628,10 +628,6 @@ macro_rules! impl_automation {
                         .await?;
                     Ok(())
                 }
-            }
-
-            fn row_id(row: &ApprovalRow) -> Uuid {
-                row.id_value()
             }
 
             #[async_trait::async_trait]
@@ -923,23 +919,20 @@ macro_rules! impl_automation {
 
                 async fn save_run(&self, run_id: Uuid, worker: &str, p: RunProgress) -> StoreResult<()> {
                     let mut tx = self.begin_write().await?;
-                    let held: Option<(Uuid,)> = sqlx::query_as(concat!(
-                        "SELECT id FROM jobs WHERE run_id = $1 AND locked_by = $2",
+                    // The run's job carries its tenant: one read checks the lease and gives it.
+                    let held: Option<(Option<Uuid>,)> = sqlx::query_as(concat!(
+                        "SELECT tenant_id FROM jobs WHERE run_id = $1 AND locked_by = $2",
                         $for_update
                     ))
                     .bind(run_id)
                     .bind(worker)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    if held.is_none() {
+                    let Some((tenant,)) = held else {
                         return Err(StoreError::State("this worker no longer holds the run (lease lost or run cancelled)".into()));
-                    }
+                    };
+                    let tenant = tenant.ok_or_else(|| StoreError::Corrupt(format!("the job of run {run_id} has no tenant")))?;
                     let now = bulwark_core::time::now();
-                    let tenant: Option<(Uuid,)> = sqlx::query_as("SELECT tenant_id FROM playbook_runs WHERE id = $1")
-                        .bind(run_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let tenant = tenant.ok_or(StoreError::NotFound)?.0;
                     if let Some(step) = &p.step {
                         let ms = (step.finished_at - step.started_at).num_milliseconds().clamp(0, i64::from(i32::MAX));
                         sqlx::query(
