@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod throttle;
+pub mod triggers;
 
 use crate::auth::{Access, guard};
 use crate::error::ApiError;

@@ -29,6 +29,9 @@ pub struct ApiConfig {
     /// Alerts without a source id are deduplicated by fingerprint within this window.
     pub dedup_window: chrono::Duration,
     pub limits: Limits,
+    /// How often a node checks whether playbooks changed elsewhere (its own changes apply at
+    /// once).
+    pub playbook_refresh: Duration,
 }
 
 /// Abuse limits and the dead-letter bound.
@@ -78,6 +81,7 @@ impl ApiConfig {
             audit: AuditKeys::default(),
             dedup_window: chrono::Duration::hours(24),
             limits: Limits::default(),
+            playbook_refresh: Duration::from_secs(1),
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,
@@ -163,6 +167,8 @@ pub struct Inner {
     pub key_buckets: crate::rate_limit::Buckets<ApiKeyId>,
     /// Failed-authentication budget per client address.
     pub auth_failures: crate::rate_limit::Buckets<std::net::IpAddr>,
+    /// Enabled playbooks' triggers, matched at ingestion and on changes.
+    pub triggers: crate::triggers::Triggers,
     pub config: ApiConfig,
 }
 
@@ -184,6 +190,7 @@ impl AppState {
             ingest_stats: Default::default(),
             key_buckets: crate::rate_limit::Buckets::new(100_000),
             auth_failures: crate::rate_limit::Buckets::new(100_000),
+            triggers: crate::triggers::Triggers::new(config.playbook_refresh),
             config,
         }))
     }

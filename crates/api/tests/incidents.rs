@@ -1422,6 +1422,7 @@ async fn the_timeline_stays_fast_with_a_thousand_linked_alerts() {
                 raw: payload.to_string(),
                 received_at: chrono::Utc::now(),
                 actor: ChangeCtx::system("test"),
+                triggers: Default::default(),
             }
         })
         .collect();

@@ -583,6 +583,7 @@ fn store_alerts(
                 raw: body,
                 received_at: bulwark_core::time::now(),
                 actor: ctx.clone(),
+                triggers: Default::default(),
             })
         })
         .collect()

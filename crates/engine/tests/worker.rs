@@ -44,6 +44,7 @@ async fn alert(store: &Store, t: TenantId) -> Uuid {
         raw: payload.to_string(),
         received_at: chrono::Utc::now(),
         actor: ctx(),
+        triggers: Default::default(),
     }];
     store
         .ingest(&batch, chrono::Duration::hours(24))

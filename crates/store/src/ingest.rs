@@ -25,6 +25,87 @@ pub struct IncomingAlert {
     pub received_at: DateTime<Utc>,
     /// Who delivered it (the API key), for the audit record. A group commit mixes callers.
     pub actor: crate::ChangeCtx,
+    /// The playbooks it starts, matched by the caller before the transaction; their runs and
+    /// jobs are written in the transaction that stores the alert.
+    pub triggers: AlertTriggers,
+}
+
+impl IncomingAlert {
+    /// An alert that starts no playbook.
+    pub fn new(
+        tenant_id: TenantId,
+        alert: NormalizedAlert,
+        raw: String,
+        received_at: DateTime<Utc>,
+        actor: crate::ChangeCtx,
+    ) -> Self {
+        Self {
+            tenant_id,
+            alert,
+            raw,
+            received_at,
+            actor,
+            triggers: AlertTriggers::default(),
+        }
+    }
+}
+
+/// A playbook run an alert starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRun {
+    pub playbook_id: Uuid,
+    pub playbook_name: String,
+    pub playbook_version: i32,
+    pub priority: i32,
+}
+
+/// Which runs to start: whether the alert is new or a duplicate is only known inside the
+/// transaction, so the caller matches both cases (duplicates start only the playbooks that ask
+/// for it with `on_duplicate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertTriggers {
+    pub created: Vec<PlannedRun>,
+    pub duplicate: Vec<PlannedRun>,
+}
+
+impl AlertTriggers {
+    pub fn is_empty(&self) -> bool {
+        self.created.is_empty() && self.duplicate.is_empty()
+    }
+}
+
+/// The alert as trigger conditions see it at ingestion: the fields of the stored alert's
+/// detail (`alerts::AlertDetail`, which is what a run's templates see later) that are known
+/// before it is stored. Not known yet: its id, observables and incidents; `status` is `new`.
+pub fn trigger_view(
+    tenant: TenantId,
+    n: &NormalizedAlert,
+    received_at: DateTime<Utc>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tenant_id": tenant.0,
+        "source": n.source.as_str(),
+        "source_id": n.source_id,
+        "title": n.title,
+        "severity": n.severity.as_str(),
+        "status": "new",
+        "determination": null,
+        "assignee_id": null,
+        "tags": n.tags,
+        "rule_name": n.rule_name,
+        "hostname": n.hostname,
+        "source_ip": n.source_ip.map(|i| i.to_string()),
+        "dest_ip": n.dest_ip.map(|i| i.to_string()),
+        "duplicate_count": 0,
+        "first_seen": received_at,
+        "last_seen": received_at,
+        "description": n.description,
+        "severity_original": n.severity_original,
+        "rule_id": n.rule_id,
+        "username": n.username,
+        "event_time": n.event_time,
+        "normalized": n,
+    })
 }
 
 /// What happened to one incoming alert.
@@ -37,6 +118,8 @@ pub struct IngestOutcome {
     pub duplicate_count: i64,
     pub title: String,
     pub severity: String,
+    /// Playbook runs this alert started (queued in the same transaction).
+    pub playbooks_triggered: u32,
 }
 
 /// Advisory-lock key for fingerprint dedup on PostgreSQL: tenant and fingerprint folded to i64.
@@ -203,11 +286,47 @@ macro_rules! impl_ingest {
                         duplicate_count: hit.duplicate_count,
                         title: hit.title,
                         severity: hit.severity,
+                        playbooks_triggered: 0,
                     })
                 }
             }
 
             impl $store {
+                /// The runs the batch's alerts start, with their jobs, in the ingest
+                /// transaction: an alert is never stored without the runs it triggers.
+                async fn queue_triggered_runs(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    batch: &[IncomingAlert],
+                    outcomes: &mut [IngestOutcome],
+                ) -> StoreResult<()> {
+                    let mut runs = Vec::new();
+                    for (a, o) in batch.iter().zip(outcomes.iter_mut()) {
+                        let planned = if o.duplicate { &a.triggers.duplicate } else { &a.triggers.created };
+                        o.playbooks_triggered = planned.len() as u32;
+                        for p in planned {
+                            runs.push($crate::automation::NewRun {
+                                tenant_id: a.tenant_id,
+                                playbook_id: p.playbook_id,
+                                playbook_name: p.playbook_name.clone(),
+                                playbook_version: p.playbook_version,
+                                trigger: "alert.created".into(),
+                                alert_id: Some(o.alert_id),
+                                incident_id: None,
+                                input: serde_json::json!({
+                                    "duplicate": o.duplicate,
+                                    "duplicate_count": o.duplicate_count,
+                                }),
+                                requested_by: None,
+                                priority: p.priority,
+                            });
+                        }
+                    }
+                    if !runs.is_empty() {
+                        Self::insert_runs(tx, &runs).await?;
+                    }
+                    Ok(())
+                }
+
                 /// The same transaction as [`IngestStore::ingest`] minus the audit records,
                 /// only for measuring what the audit trail costs (`bulwark-bench`).
                 #[cfg(feature = "bench")]
@@ -317,11 +436,13 @@ macro_rules! impl_ingest {
                                     duplicate_count: hit.duplicate_count - (last - j) as i64,
                                     title: hit.title.clone(),
                                     severity: hit.severity.clone(),
+                                    playbooks_triggered: 0,
                                 });
                             }
                         }
                     }
-                    let outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
+                    let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
+                    Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
                     let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
                         .iter()
                         .zip(&outcomes)

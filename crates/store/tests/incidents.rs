@@ -39,6 +39,7 @@ async fn alerts(store: &Store, t: TenantId, n: usize) -> Vec<Uuid> {
                 raw: payload.to_string(),
                 received_at: chrono::Utc::now(),
                 actor: ctx(),
+                triggers: Default::default(),
             }
         })
         .collect();

@@ -50,6 +50,7 @@ fn incoming(t: TenantId, source: Source, payload: serde_json::Value) -> Incoming
         raw: payload.to_string(),
         received_at: bulwark_core::time::now(),
         actor: ctx(),
+        triggers: Default::default(),
     }
 }
 

@@ -6,11 +6,13 @@ use crate::auth::{Auth, RequestId, caller_for_analyst};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId, PathIds, Query};
 use crate::state::AppState;
+use crate::triggers::Changed;
 use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_core::alert_change::AlertChange;
 use bulwark_core::triage::{AlertStatus, Determination, ResolveReason};
 use bulwark_core::{AlertAccess, AnalystId, Caller, Principal, Scope, TenantId};
+use bulwark_playbook::{TriggerEvent, TriggerKind};
 use bulwark_store::ChangeCtx;
 use bulwark_store::alert_triage::{Activity, BulkAction, BulkItem, ChangeRequest, Comment};
 use bulwark_store::alerts::AlertDetail;
@@ -114,11 +116,30 @@ pub async fn update(
 ) -> ApiResult<axum::Json<AlertDetail>> {
     let access = AlertAccess::of(&caller);
     let req = change_request(&state, body.into_change(), None).await?;
-    state
-        .store
-        .update_alert(&ctx(&caller, rid), &access, id, &req)
-        .await?;
-    Ok(axum::Json(state.store.get_alert(&access, id).await?))
+    let ctx = ctx(&caller, rid);
+    let changed = state.store.update_alert(&ctx, &access, id, &req).await?;
+    updated(&state, &access, id, changed, &ctx).await
+}
+
+/// The alert after a change; a real change starts the playbooks listening for `alert.updated`.
+async fn updated(
+    state: &AppState,
+    access: &AlertAccess,
+    id: Uuid,
+    changed: bool,
+    ctx: &ChangeCtx,
+) -> ApiResult<axum::Json<AlertDetail>> {
+    let detail = state.store.get_alert(access, id).await?;
+    if changed {
+        crate::triggers::on_change(
+            state,
+            TriggerEvent::AlertUpdated,
+            Changed::Alert(&detail),
+            ctx.actor_name.clone(),
+        )
+        .await;
+    }
+    Ok(axum::Json(detail))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -155,11 +176,9 @@ pub async fn claim(
         assignee_scope: Some(caller.scope.clone()),
         claim: Some(q.force.unwrap_or(false)),
     };
-    state
-        .store
-        .update_alert(&ctx(&caller, rid), &access, id, &req)
-        .await?;
-    Ok(axum::Json(state.store.get_alert(&access, id).await?))
+    let ctx = ctx(&caller, rid);
+    let changed = state.store.update_alert(&ctx, &access, id, &req).await?;
+    updated(&state, &access, id, changed, &ctx).await
 }
 
 /// One action on many alerts: `set` (the fields of PATCH: resolve, assign, tag, severity,
@@ -211,17 +230,45 @@ pub async fn bulk(
             ));
         }
     };
+    let ctx = ctx(&caller, rid);
+    let access = AlertAccess::of(&caller);
     let results = state
         .store
-        .bulk_alerts(
-            &ctx(&caller, rid),
-            &AlertAccess::of(&caller),
-            &body.alert_ids,
-            &action,
-        )
+        .bulk_alerts(&ctx, &access, &body.alert_ids, &action)
         .await?;
-    let updated = results.iter().filter(|r| r.outcome == "updated").count();
+    let updated: Vec<Uuid> = results
+        .iter()
+        .filter(|r| r.outcome == "updated")
+        .map(|r| r.alert_id)
+        .collect();
+    if matches!(action, BulkAction::Change(_)) {
+        bulk_updated(&state, &access, &updated, &ctx).await;
+    }
+    let updated = updated.len();
     Ok(axum::Json(BulkResponse { updated, results }))
+}
+
+/// Starts the `alert.updated` runs of a bulk change (only when some playbook listens).
+async fn bulk_updated(state: &AppState, access: &AlertAccess, ids: &[Uuid], ctx: &ChangeCtx) {
+    let listening = match state.triggers.current(&state.store).await {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    for id in ids {
+        let Ok(detail) = state.store.get_alert(access, *id).await else {
+            continue;
+        };
+        if !listening.listens(detail.summary.tenant_id, TriggerKind::AlertUpdated) {
+            continue;
+        }
+        crate::triggers::on_change(
+            state,
+            TriggerEvent::AlertUpdated,
+            Changed::Alert(&detail),
+            ctx.actor_name.clone(),
+        )
+        .await;
+    }
 }
 
 /// Soft-deletes an alert (administrators). It disappears from every list; the record and its

@@ -6,11 +6,13 @@ use crate::auth::{Auth, RequestId};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, PathId, Query};
 use crate::state::AppState;
+use crate::triggers::Changed;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use bulwark_core::incident::{self, IncidentStatus, TaskStatus};
 use bulwark_core::{AlertAccess, Caller, TenantId};
+use bulwark_playbook::TriggerEvent;
 use bulwark_store::ChangeCtx;
 use bulwark_store::alerts::AlertSummary;
 use bulwark_store::incidents::{
@@ -289,6 +291,13 @@ pub async fn create(
             },
         )
         .await?;
+    crate::triggers::on_change(
+        &state,
+        TriggerEvent::IncidentCreated,
+        Changed::Incident(&detail),
+        ctx.actor_name.clone(),
+    )
+    .await;
     Ok((StatusCode::CREATED, axum::Json(detail)))
 }
 
@@ -370,12 +379,18 @@ pub async fn update(
     };
     let ctx = ChangeCtx::from_caller(&caller, rid);
     let access = AlertAccess::of(&caller);
-    Ok(axum::Json(
-        state
-            .store
-            .update_incident(&acting(&state, &ctx, &access), id, patch)
-            .await?,
-    ))
+    let detail = state
+        .store
+        .update_incident(&acting(&state, &ctx, &access), id, patch)
+        .await?;
+    crate::triggers::on_change(
+        &state,
+        TriggerEvent::IncidentUpdated,
+        Changed::Incident(&detail),
+        ctx.actor_name.clone(),
+    )
+    .await;
+    Ok(axum::Json(detail))
 }
 
 /// Delete an incident (soft: it disappears from every read; the audit trail keeps it).

@@ -204,6 +204,7 @@ pub async fn replay_dead_letter(
         .map_err(|(_, e)| ApiError::field("payload", e))?;
     let actor = ChangeCtx::from_caller(&caller, rid);
     let received_at = bulwark_core::time::now();
+    let triggers = state.triggers.current(&state.store).await?;
     let mut alerts = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let alert = item.result.map_err(|(_, e)| {
@@ -216,6 +217,7 @@ pub async fn replay_dead_letter(
         })?;
         alerts.push(IncomingAlert {
             tenant_id: letter.tenant_id,
+            triggers: triggers.for_new_alert(letter.tenant_id, &alert, received_at),
             alert,
             raw: item.raw,
             received_at,

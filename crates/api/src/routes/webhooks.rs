@@ -41,7 +41,7 @@ pub struct AlertAccepted {
     pub duplicate_count: i64,
     pub title: String,
     pub severity: String,
-    /// Playbooks started by this alert (automation is not built yet: always 0).
+    /// Playbook runs this alert started (queued in the transaction that stored it).
     pub playbooks_triggered: u32,
 }
 
@@ -53,7 +53,7 @@ impl From<IngestOutcome> for AlertAccepted {
             duplicate_count: o.duplicate_count,
             title: o.title,
             severity: o.severity,
-            playbooks_triggered: 0,
+            playbooks_triggered: o.playbooks_triggered,
         }
     }
 }
@@ -467,6 +467,7 @@ async fn ingest(
         return Err(ApiError::field("body", "contains no alerts"));
     }
 
+    let triggers = state.triggers.current(&state.store).await?;
     let mut good: Vec<IncomingAlert> = Vec::with_capacity(items.len());
     let mut lines: Vec<Result<(), String>> = Vec::with_capacity(items.len());
     let mut rejected: u64 = 0;
@@ -475,6 +476,7 @@ async fn ingest(
             Ok(alert) => {
                 good.push(IncomingAlert {
                     tenant_id,
+                    triggers: triggers.for_new_alert(tenant_id, &alert, received_at),
                     alert,
                     raw: item.raw,
                     received_at,

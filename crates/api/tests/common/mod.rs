@@ -65,6 +65,8 @@ impl TestApp {
         config.audit.signer = Some(std::sync::Arc::new(
             bulwark_audit::CheckpointSigner::generate().expect("audit key"),
         ));
+        // Playbook changes made through the store are seen by the next request.
+        config.playbook_refresh = std::time::Duration::ZERO;
         tweak(&mut config);
         let state = State::new(
             store.clone(),
@@ -155,6 +157,7 @@ impl TestApp {
                     raw: payload.to_string(),
                     received_at: chrono::Utc::now(),
                     actor: ChangeCtx::system("test"),
+                    triggers: Default::default(),
                 }],
                 chrono::Duration::hours(24),
             )
