@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod automation;
 mod triage;
 
 #[derive(Parser)]
@@ -36,6 +37,22 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Suite {
+    /// Playbook runs per second (3-action playbook, runs queued by ingestion) with 1, 3, ...
+    /// workers, and alert-to-first-action latency.
+    Automation {
+        /// PostgreSQL URL of an empty database (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Runs queued per throughput measurement.
+        #[arg(long, default_value_t = 5_000)]
+        runs: u64,
+        /// Worker counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        workers: Vec<usize>,
+        /// Alerts sent one at a time for the latency measurement.
+        #[arg(long, default_value_t = 200)]
+        alerts: u64,
+    },
     /// Start-up, idle memory, login, authenticated and no-op request rates.
     Foundation,
     /// Alert ingestion over HTTP: single-alert requests and NDJSON batches, 30% duplicates.
@@ -768,6 +785,12 @@ fn main() -> anyhow::Result<()> {
     let report = rt.block_on(async {
         match args.suite {
             Suite::Foundation => foundation(&args).await,
+            Suite::Automation {
+                ref database_url,
+                runs,
+                ref workers,
+                alerts,
+            } => automation::automation(database_url.clone(), runs, workers.clone(), alerts).await,
             Suite::Ingest {
                 ref database_url,
                 fill,

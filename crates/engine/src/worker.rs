@@ -83,8 +83,16 @@ impl Worker {
                 next_duty = tokio::time::Instant::now() + Duration::from_secs(5);
             }
             let free = sem.available_permits();
+            if free == 0 {
+                // Every slot busy: go on as soon as one frees.
+                tokio::select! {
+                    p = sem.clone().acquire_owned() => drop(p),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             let mut claimed = 0;
-            if free > 0 {
+            {
                 match self
                     .store
                     .claim_jobs(
@@ -112,11 +120,12 @@ impl Worker {
                     Err(e) => tracing::warn!(error = %e, "cannot claim jobs"),
                 }
             }
-            if claimed > 0 && sem.available_permits() > 0 {
+            if claimed > 0 {
                 continue;
             }
+            // Idle: wait for a wake-up (runs queued, a run woken) or the poll interval.
             tokio::select! {
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = self.store.wait_for_jobs(self.config.poll_interval) => {}
                 _ = stop.changed() => {}
             }
         }

@@ -711,7 +711,7 @@ async fn three_workers_share_the_queue_without_running_anything_twice() {
         "outputs": {"result": "{{ actions.two.result }}"}
     });
     let pb = playbook(&store, t, spec).await;
-    let n = 300;
+    let n = 2000;
     let runs = start_runs(&store, t, &pb, None, n).await;
     let workers: Vec<Running> = (0..3)
         .map(|i| spawn_worker(&store, config(&format!("w{i}"), &[])))

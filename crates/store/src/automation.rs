@@ -611,11 +611,14 @@ macro_rules! impl_automation {
 
                 /// Queues a run's parked job (inside `tx`, after its job row was locked).
                 async fn wake_in(tx: &mut Tx, run_id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
-                    sqlx::query("UPDATE jobs SET status = 'queued', run_at = $1, updated_at = $1 WHERE run_id = $2 AND status = 'parked'")
+                    let woken = sqlx::query("UPDATE jobs SET status = 'queued', run_at = $1, updated_at = $1 WHERE run_id = $2 AND status = 'parked'")
                         .bind(now)
                         .bind(run_id)
                         .execute(&mut **tx)
                         .await?;
+                    if woken.rows_affected() > 0 {
+                        Self::announce_jobs(tx).await?;
+                    }
                     Ok(())
                 }
 
@@ -841,6 +844,7 @@ macro_rules! impl_automation {
                     let mut tx = self.begin_write().await?;
                     let ids = Self::insert_runs(&mut tx, runs).await?;
                     tx.commit().await?;
+                    self.jobs_ready.notify_one();
                     Ok(ids)
                 }
 
@@ -1110,11 +1114,17 @@ macro_rules! impl_automation {
                     Ok(true)
                 }
 
+                async fn wait_for_jobs(&self, timeout: std::time::Duration) {
+                    self.listen_for_jobs();
+                    let _ = tokio::time::timeout(timeout, self.jobs_ready.notified()).await;
+                }
+
                 async fn wake_run(&self, run_id: Uuid) -> StoreResult<()> {
                     let mut tx = self.begin_write().await?;
                     Self::lock_job_of(&mut tx, run_id).await?;
                     Self::wake_in(&mut tx, run_id, bulwark_core::time::now()).await?;
                     tx.commit().await?;
+                    self.jobs_ready.notify_one();
                     Ok(())
                 }
 
@@ -1305,6 +1315,7 @@ macro_rules! impl_automation {
                                     "final": outcome.is_some()})))?;
                     Self::append_audit(&mut tx, approval.tenant_id, rec).await?;
                     tx.commit().await?;
+                    self.jobs_ready.notify_one();
                     self.get_approval(scope, id).await
                 }
 
@@ -1340,6 +1351,9 @@ macro_rules! impl_automation {
                             out.push(row.into_record(Vec::new()));
                         }
                         tx.commit().await?;
+                    }
+                    if !out.is_empty() {
+                        self.jobs_ready.notify_one();
                     }
                     Ok(out)
                 }
@@ -1406,6 +1420,9 @@ macro_rules! impl_automation {
                                 .push_bind(now);
                         });
                         qb.build().execute(&mut **tx).await?;
+                    }
+                    if !runs.is_empty() {
+                        Self::announce_jobs(tx).await?;
                     }
                     Ok(ids)
                 }

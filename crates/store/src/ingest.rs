@@ -298,7 +298,7 @@ macro_rules! impl_ingest {
                     tx: &mut sqlx::Transaction<'static, $db>,
                     batch: &[IncomingAlert],
                     outcomes: &mut [IngestOutcome],
-                ) -> StoreResult<()> {
+                ) -> StoreResult<bool> {
                     let mut runs = Vec::new();
                     for (a, o) in batch.iter().zip(outcomes.iter_mut()) {
                         let planned = if o.duplicate { &a.triggers.duplicate } else { &a.triggers.created };
@@ -324,7 +324,7 @@ macro_rules! impl_ingest {
                     if !runs.is_empty() {
                         Self::insert_runs(tx, &runs).await?;
                     }
-                    Ok(())
+                    Ok(!runs.is_empty())
                 }
 
                 /// The same transaction as [`IngestStore::ingest`] minus the audit records,
@@ -442,7 +442,7 @@ macro_rules! impl_ingest {
                         }
                     }
                     let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
-                    Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
+                    let queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
                     let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
                         .iter()
                         .zip(&outcomes)
@@ -535,6 +535,9 @@ macro_rules! impl_ingest {
                         Self::append_audit_many(&mut tx, tenant, recs).await?;
                     }
                     tx.commit().await?;
+                    if queued {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(outcomes)
                 }
             }

@@ -644,6 +644,10 @@ pub trait AutomationStore {
         worker: &str,
         release: automation::JobRelease,
     ) -> StoreResult<bool>;
+    /// Waits until jobs may have become ready (runs created, a parked run woken, here or, on
+    /// PostgreSQL, on another node) or `timeout` passed. Wake-ups are hints: the caller claims
+    /// to find out.
+    async fn wait_for_jobs(&self, timeout: std::time::Duration);
     /// Queues a parked run's job again (an approval was decided).
     async fn wake_run(&self, run_id: uuid::Uuid) -> StoreResult<()>;
     /// Jobs by status (`queued`, `parked`, `dead`), for the metrics and tests.

@@ -9,7 +9,14 @@ use std::time::Duration;
 pub struct PgStore {
     pub(crate) reader: Pool<Postgres>,
     pub(crate) writer: Pool<Postgres>,
+    /// Wakes this process's workers when jobs became ready, here or on another node
+    /// (`LISTEN bulwark_jobs`, started by the first worker that waits).
+    pub(crate) jobs_ready: std::sync::Arc<tokio::sync::Notify>,
+    listener: std::sync::OnceLock<()>,
 }
+
+/// The channel transactions that make jobs ready notify (delivered at their commit).
+const JOBS_CHANNEL: &str = "bulwark_jobs";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -28,11 +35,67 @@ impl PgStore {
         Ok(Self {
             reader: pool.clone(),
             writer: pool,
+            jobs_ready: Default::default(),
+            listener: std::sync::OnceLock::new(),
         })
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.writer.begin().await
+    }
+
+    /// Tells every node's workers, at `tx`'s commit, that jobs became ready.
+    pub(crate) async fn announce_jobs(
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Starts (once) the task that turns `bulwark_jobs` notifications into wake-ups of this
+    /// process's workers. It holds one pooled connection, reconnects after errors and stops
+    /// when the pool is closed. Workers also poll, so a notification lost during a reconnect
+    /// only delays a job by one poll interval.
+    pub(crate) fn listen_for_jobs(&self) {
+        if self.listener.set(()).is_err() {
+            return;
+        }
+        let pool = self.writer.clone();
+        let ready = self.jobs_ready.clone();
+        tokio::spawn(async move {
+            loop {
+                if pool.is_closed() {
+                    return;
+                }
+                let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for jobs; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot listen for jobs; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                loop {
+                    match listener.recv().await {
+                        Ok(_) => ready.notify_one(),
+                        Err(sqlx::Error::PoolClosed) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "job notifications interrupted; reconnecting");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Two admins demoting each other at once must not leave zero admins: serialize the

@@ -17,6 +17,8 @@ use std::time::Duration;
 pub struct SqliteStore {
     pub(crate) reader: Pool<Sqlite>,
     pub(crate) writer: Pool<Sqlite>,
+    /// Wakes this process's workers when jobs became ready (one process owns the file).
+    pub(crate) jobs_ready: std::sync::Arc<tokio::sync::Notify>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,12 +48,27 @@ impl SqliteStore {
             .max_connections(readers as u32)
             .connect_with(opts)
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            jobs_ready: Default::default(),
+        })
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
+
+    /// Jobs written in `tx` become ready at its commit: nothing to announce to other
+    /// processes (the caller wakes this one's workers after the commit).
+    pub(crate) async fn announce_jobs(
+        _tx: &mut Transaction<'static, Sqlite>,
+    ) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+
+    /// Nothing to listen to: every writer is in this process.
+    pub(crate) fn listen_for_jobs(&self) {}
 
     /// Writers are serialized by `BEGIN IMMEDIATE`; nothing more to lock.
     pub(crate) async fn lock_admin_set(
