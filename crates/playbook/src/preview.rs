@@ -57,8 +57,8 @@ pub struct PreviewAction {
     pub run_if: Option<PreviewExpr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub for_each: Option<PreviewExpr>,
-    /// One entry per execution: one without `for_each`, one per item with it (empty when the
-    /// items are not known).
+    /// One entry per execution: one without `for_each`, one per item with it (the first
+    /// 100 items; empty when the items are not known).
     pub units: Vec<PreviewUnit>,
 }
 
@@ -66,6 +66,7 @@ pub struct PreviewAction {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviewExpr {
     pub source: String,
+    /// The value (a `for_each` list: its first 100 items).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub value: Option<Value>,
@@ -229,7 +230,8 @@ pub fn preview(pb: &Playbook, sandbox: &Sandbox, trigger_ctx: Value) -> Vec<Prev
             }
             match expr.eval_prepared(&prepared) {
                 Ok(Value::Array(list)) => {
-                    e.value = Some(Value::Array(list.clone()));
+                    let shown = list.iter().take(MAX_PREVIEW_ITEMS).cloned().collect();
+                    e.value = Some(Value::Array(shown));
                     items = Some(Some(list));
                 }
                 Ok(other) => {
@@ -434,5 +436,27 @@ mod tests {
         let bad = out.iter().find(|a| a.ref_ == "bad").expect("bad");
         assert_eq!(bad.decision, "error");
         assert!(bad.units[0].errors.contains_key("text"));
+    }
+
+    #[test]
+    fn long_for_each_lists_are_cut_to_the_first_items() {
+        let p = pb(json!({
+            "name": "p", "triggers": [{"on": "manual"}],
+            "actions": [{"ref": "each", "action": "alert.comment", "for_each": "range(250) | list",
+                         "args": {"text": "{{ item }}"}}]
+        }));
+        let out = preview(&p, Sandbox::shared(), ctx());
+        assert_eq!(out[0].units.len(), MAX_PREVIEW_ITEMS);
+        let shown = out[0].for_each.as_ref().and_then(|e| e.value.clone());
+        assert_eq!(
+            shown.and_then(|v| v.as_array().map(Vec::len)),
+            Some(MAX_PREVIEW_ITEMS)
+        );
+        assert!(
+            out[0]
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("250 items"))
+        );
     }
 }
