@@ -325,6 +325,35 @@ actions:
     assert_eq!(at("actions[1].args.text")["line"], 13);
     assert!(r.body["field"].is_string());
 
+    // A JSON document gets the same list, with lines in the submitted text.
+    let pretty = serde_json::to_string_pretty(&json!({
+        "name": "json-bad", "triggers": [{"on": "manual"}],
+        "actions": [{"ref": "c", "action": "alert.coment", "args": {"text": "hi"}}]
+    }))
+    .expect("json");
+    let r = send(
+        &app,
+        Method::POST,
+        "/api/v1/playbooks",
+        &app.admin_token,
+        "application/json",
+        pretty.clone(),
+        &[],
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    let line = pretty
+        .lines()
+        .position(|l| l.contains("alert.coment"))
+        .expect("line")
+        + 1;
+    assert_eq!(
+        r.body["errors"][0]["field"], "actions[0].action",
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["errors"][0]["line"], line, "{}", r.body);
+
     // Unknown fields, malformed YAML and JSON, wrong types: 4xx naming the problem.
     let r = post_yaml(
         &app,

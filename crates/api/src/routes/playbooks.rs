@@ -1,6 +1,7 @@
 //! Playbooks: list, read (with the current source and the version history), create and update
 //! from the YAML or JSON document itself, enable/disable, delete. Validation is the playbook
-//! crate's: a document that does not load is a 422 listing every problem with its line.
+//! crate's: a document that does not load is a 422 listing every problem with its path and
+//! line (YAML lines come from the loader; JSON ones are found from the path).
 //!
 //! A playbook belongs to one tenant (the caller's home tenant, or `?tenant_id=`) or, with
 //! `?scope=global`, to every tenant; only a platform administrator (all tenants in scope) may
@@ -94,7 +95,7 @@ impl<S: Send + Sync> FromRequest<S> for PlaybookBody {
             bulwark_playbook::parse_yaml(&source, catalog())
         } else {
             let value: serde_json::Value = crate::extract::parse_json(source.as_bytes())?;
-            bulwark_playbook::parse_json(&value, catalog())
+            bulwark_playbook::parse_json(&value, catalog()).map_err(|e| json_lines(e, &source))
         }
         .map_err(|e| invalid_playbook(&e))?;
         Ok(PlaybookBody {
@@ -103,6 +104,99 @@ impl<S: Send + Sync> FromRequest<S> for PlaybookBody {
             format,
         })
     }
+}
+
+/// The JSON loader knows paths, not lines: find each path's line in the submitted text.
+fn json_lines(mut errs: PlaybookErrors, source: &str) -> PlaybookErrors {
+    for e in &mut errs.0 {
+        if e.line.is_none() && !e.path.is_empty() {
+            e.line = json_line(source, &e.path);
+        }
+    }
+    errs
+}
+
+/// The 1-based line where the value at `target` (`actions[1].args.text`) starts in a JSON
+/// text, by a scan that tracks the path of every value (the text has been parsed already).
+fn json_line(text: &str, target: &str) -> Option<usize> {
+    enum Frame {
+        Obj { path: String, key: Option<String> },
+        Arr { path: String, index: usize },
+    }
+    let here = |stack: &[Frame]| match stack.last() {
+        None => String::new(),
+        Some(Frame::Obj { path, key }) => {
+            let k = key.as_deref().unwrap_or("");
+            if path.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{path}.{k}")
+            }
+        }
+        Some(Frame::Arr { path, index }) => format!("{path}[{index}]"),
+    };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '"' => {
+                let mut s = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(e) = chars.next() {
+                                s.push(e);
+                            }
+                        }
+                        c => s.push(c),
+                    }
+                }
+                if matches!(stack.last(), Some(Frame::Obj { key: None, .. })) {
+                    if let Some(Frame::Obj { key, .. }) = stack.last_mut() {
+                        *key = Some(s);
+                    }
+                } else if here(&stack) == target {
+                    return Some(line);
+                }
+            }
+            '{' | '[' => {
+                let path = here(&stack);
+                if path == target {
+                    return Some(line);
+                }
+                stack.push(if c == '{' {
+                    Frame::Obj { path, key: None }
+                } else {
+                    Frame::Arr { path, index: 0 }
+                });
+            }
+            '}' | ']' => {
+                stack.pop();
+            }
+            ',' => match stack.last_mut() {
+                Some(Frame::Obj { key, .. }) => *key = None,
+                Some(Frame::Arr { index, .. }) => *index += 1,
+                None => {}
+            },
+            c if c.is_whitespace() || c == ':' => {}
+            _ => {
+                // A number, true, false or null.
+                if here(&stack) == target {
+                    return Some(line);
+                }
+                while chars
+                    .peek()
+                    .is_some_and(|c| !matches!(c, ',' | '}' | ']') && !c.is_whitespace())
+                {
+                    chars.next();
+                }
+            }
+        }
+    }
+    None
 }
 
 fn write_of(body: PlaybookBody, tenant_id: Option<TenantId>) -> PlaybookWrite {
@@ -400,4 +494,22 @@ pub async fn delete(
         .delete_playbook(&ctx(&caller, rid), &caller.scope, caller.home_tenant, id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_line;
+
+    #[test]
+    fn finds_the_line_of_a_path_in_json() {
+        let text = "{\n  \"name\": \"x\",\n  \"actions\": [\n    {\"ref\": \"a\", \"n\": 1},\n    {\n      \"ref\": \"b\\\"]\",\n      \"depends_on\": [\"a\", true]\n    }\n  ]\n}";
+        assert_eq!(json_line(text, "name"), Some(2));
+        assert_eq!(json_line(text, "actions"), Some(3));
+        assert_eq!(json_line(text, "actions[0].n"), Some(4));
+        assert_eq!(json_line(text, "actions[1]"), Some(5));
+        assert_eq!(json_line(text, "actions[1].ref"), Some(6));
+        assert_eq!(json_line(text, "actions[1].depends_on[1]"), Some(7));
+        assert_eq!(json_line(text, "actions[2]"), None);
+        assert_eq!(json_line(text, "missing"), None);
+    }
 }
