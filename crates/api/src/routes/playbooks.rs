@@ -332,7 +332,7 @@ fn target(caller: &Caller, q: &CreateQuery) -> ApiResult<Option<TenantId>> {
 
 /// Create a playbook from its YAML or JSON document (the body is the document itself).
 ///
-/// 422 lists every validation problem with its field path and (YAML) line; 409 when the name
+/// 422 lists every validation problem with its field path and line; 409 when the name
 /// is taken; 415 for other content types; 403 for `?scope=global` without all tenants in scope.
 #[utoipa::path(post, path = "/api/v1/playbooks", tag = "automation", security(("bearer" = [])),
     params(CreateQuery),
