@@ -23,6 +23,21 @@ pub struct Problem {
     /// The request field at fault, when there is one (dotted path for nested fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Every problem found, when there are several (an invalid playbook lists them all).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One of several problems in a request: where (field path, and the line of a YAML document
+/// when known) and what.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// Dotted path in the document, e.g. `actions[1].depends_on[0]`; empty for the whole document.
+    pub field: String,
+    /// 1-based line in the submitted document, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
 }
 
 #[derive(Debug)]
@@ -32,6 +47,11 @@ pub enum ApiError {
         status: StatusCode,
         field: Option<String>,
         detail: String,
+    },
+    /// 422 with every problem listed (the first one named in `field`).
+    Invalid {
+        detail: String,
+        errors: Vec<FieldProblem>,
     },
     Unauthorized(&'static str),
     /// A webhook signature is missing, malformed, stale or wrong (401, says which).
@@ -75,6 +95,11 @@ impl ApiError {
                 (*status, "bad-request", "Malformed request")
             }
             ApiError::Validation { status, .. } => (*status, "validation", "Invalid request"),
+            ApiError::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Invalid request",
+            ),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             ApiError::BadSignature(_) => (
                 StatusCode::UNAUTHORIZED,
@@ -155,8 +180,17 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
+        let mut errors = Vec::new();
         let (detail, field) = match self {
             ApiError::Validation { field, detail, .. } => (detail, field),
+            ApiError::Invalid {
+                detail,
+                errors: all,
+            } => {
+                let field = all.first().map(|e| e.field.clone());
+                errors = all;
+                (detail, field)
+            }
             ApiError::Unauthorized(d) => (d.to_string(), None),
             ApiError::Forbidden(d) | ApiError::Conflict(d) | ApiError::BadSignature(d) => (d, None),
             ApiError::UnsupportedMediaType(d) | ApiError::Unavailable(d) => (d, None),
@@ -182,6 +216,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             field,
+            errors,
         };
         let mut resp = (status, axum::Json(body)).into_response();
         let headers = resp.headers_mut();

@@ -3,8 +3,8 @@
 
 use crate::error::Problem;
 use crate::routes::{
-    alert_triage, alerts, api_keys, audit, auth, dashboard, incident_templates, incidents, ingest,
-    observables, ops, tenants, webhooks,
+    alert_triage, alerts, api_keys, approvals, audit, auth, dashboard, incident_templates,
+    incidents, ingest, observables, ops, playbooks, runs, tenants, webhooks,
 };
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
@@ -62,6 +62,10 @@ impl Modify for Security {
         incidents::list_tasks, incidents::add_task, incidents::update_task, incidents::delete_task,
         incident_templates::list, incident_templates::create, incident_templates::get,
         incident_templates::update, incident_templates::delete,
+        playbooks::list, playbooks::create, playbooks::get, playbooks::update, playbooks::delete,
+        playbooks::enable, playbooks::disable,
+        runs::start, runs::list, runs::get, runs::cancel,
+        approvals::list, approvals::get, approvals::approve, approvals::reject,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -75,6 +79,7 @@ impl Modify for Security {
         (name = "alerts", description = "The alert queue for triage"),
         (name = "incidents", description = "Incidents: lifecycle, linked alerts, timeline, comments, tasks, templates and suggestions"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
+        (name = "automation", description = "Playbooks, their runs, and the approvals runs wait for"),
     )
 )]
 pub struct ApiDoc;

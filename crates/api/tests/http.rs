@@ -211,6 +211,87 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     )
     .await;
 
+    // Automation: playbooks (B's named so a leak would show), runs, and approvals requested
+    // as the worker would (a run parked on an `approval` step).
+    let playbook_spec = |name: &str| {
+        json!({"name": name, "triggers": [{"on": "manual"}],
+               "actions": [{"ref": "ask", "action": "approval", "args": {"message": "b-secret-user?"}}]})
+    };
+    let a_pb = post_id(
+        "/api/v1/playbooks".into(),
+        a_admin.clone(),
+        playbook_spec("a-pb"),
+    )
+    .await;
+    let a_pb_run = post_id(
+        "/api/v1/playbooks".into(),
+        a_admin.clone(),
+        playbook_spec("a-pb-run"),
+    )
+    .await;
+    let a_pb_del = post_id(
+        "/api/v1/playbooks".into(),
+        a_admin.clone(),
+        playbook_spec("a-pb-del"),
+    )
+    .await;
+    let b_pb = post_id(
+        format!("/api/v1/playbooks?tenant_id={b}"),
+        platform.clone(),
+        playbook_spec("b-secret-user"),
+    )
+    .await;
+    let run_with_approval = |tenant: TenantId, playbook: String| {
+        let app = &app;
+        async move {
+            use bulwark_store::automation::{NewApproval, NewRun};
+            let pb = app
+                .store
+                .get_playbook(&Scope::AllTenants, playbook.parse().expect("uuid"))
+                .await
+                .expect("playbook");
+            let run = app
+                .store
+                .create_runs(&[NewRun {
+                    tenant_id: tenant,
+                    playbook_id: pb.id,
+                    playbook_name: pb.name.clone(),
+                    playbook_version: pb.version,
+                    trigger: "manual".into(),
+                    alert_id: None,
+                    incident_id: None,
+                    input: json!({}),
+                    requested_by: None,
+                    priority: 100,
+                }])
+                .await
+                .expect("run")[0];
+            let approval = app
+                .store
+                .request_approval(NewApproval {
+                    tenant_id: tenant,
+                    run_id: run,
+                    step_ref: "ask".into(),
+                    item_index: None,
+                    playbook_name: pb.name,
+                    message: "b-secret-user?".into(),
+                    alert_id: None,
+                    incident_id: None,
+                    approvers_required: 1,
+                    roles: vec![],
+                    on_timeout: "fail".into(),
+                    expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+                })
+                .await
+                .expect("approval");
+            (run.to_string(), approval.id.to_string())
+        }
+    };
+    let (a_run, _) = run_with_approval(a, a_pb.clone()).await;
+    let (_, a_approve) = run_with_approval(a, a_pb.clone()).await;
+    let (_, a_reject) = run_with_approval(a, a_pb.clone()).await;
+    let (b_run, b_approval) = run_with_approval(b, b_pb.clone()).await;
+
     // Every path parameter of a route, for the victim (tenant B) or the caller's own tenant.
     let fixtures = |method: &Method,
                     path: &str,
@@ -276,6 +357,20 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
                 id(pick(&b_tpl, &a_tpl_del))
             }
             "/api/v1/incident-templates/{id}" => id(pick(&b_tpl, &a_tpl)),
+            // PUT names the version it changes.
+            "/api/v1/playbooks/{id}" if *method == Method::PUT => {
+                id(format!("{}?version=1", pick(&b_pb, &a_pb)))
+            }
+            "/api/v1/playbooks/{id}" if *method == Method::DELETE => id(pick(&b_pb, &a_pb_del)),
+            "/api/v1/playbooks/{id}/run" => id(pick(&b_pb, &a_pb_run)),
+            "/api/v1/playbooks/{id}"
+            | "/api/v1/playbooks/{id}/enable"
+            | "/api/v1/playbooks/{id}/disable" => id(pick(&b_pb, &a_pb)),
+            "/api/v1/runs/{id}" | "/api/v1/runs/{id}/cancel" => id(pick(&b_run, &a_run)),
+            "/api/v1/approvals/{id}/reject" => id(pick(&b_approval, &a_reject)),
+            "/api/v1/approvals/{id}" | "/api/v1/approvals/{id}/approve" => {
+                id(pick(&b_approval, &a_approve))
+            }
             _ => None,
         }
     };
@@ -321,6 +416,8 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             ("POST", "/api/v1/incidents/{id}/tasks") => Some(json!({"title": "pwned"})),
             ("PATCH", "/api/v1/incidents/{id}/tasks/{task_id}") => Some(json!({"status": "done"})),
             ("PATCH", "/api/v1/incident-templates/{id}") => Some(json!({"description": "pwned"})),
+            ("PUT", "/api/v1/playbooks/{id}") => Some(playbook_spec("a-pb")),
+            (_, "/api/v1/playbooks/{id}/run") => Some(json!({})),
             _ => None,
         };
         let url = fill(path, victim);
@@ -345,8 +442,27 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 37);
+    assert_eq!(covered, 48);
     // Nothing of tenant B's incident changed.
+    // Nothing of tenant B's automation changed.
+    let b_pb_after = app
+        .store
+        .get_playbook(&Scope::AllTenants, b_pb.parse().expect("uuid"))
+        .await
+        .expect("b's playbook");
+    assert!(b_pb_after.enabled && b_pb_after.version == 1);
+    let b_run_after = app
+        .store
+        .get_run(&Scope::AllTenants, b_run.parse().expect("uuid"))
+        .await
+        .expect("b's run");
+    assert_eq!(b_run_after.status, "queued");
+    let b_ap_after = app
+        .store
+        .get_approval(&Scope::AllTenants, b_approval.parse().expect("uuid"))
+        .await
+        .expect("b's approval");
+    assert_eq!(b_ap_after.status, "pending");
     let r = app
         .call(
             Method::GET,

@@ -248,13 +248,14 @@ impl Worker {
             },
             None => Value::Null,
         };
-        Ok(json!({
-            "alert": alert,
-            "incident": incident,
-            "input": run.input,
-            "playbook": { "name": run.playbook_name, "version": run.playbook_version },
-            "run": { "id": run.id, "trigger": run.trigger },
-        }))
+        Ok(bulwark_playbook::trigger_context(
+            alert,
+            incident,
+            run.input.clone(),
+            (&run.playbook_name, run.playbook_version),
+            &run.id.to_string(),
+            &run.trigger,
+        ))
     }
 
     async fn save(

@@ -11,6 +11,7 @@
 //! | [`catalog`] | the action catalog ([`Catalog::builtin`], [`Catalog::register`]) |
 //! | [`expr`] | the one expression/template language (minijinja) in a fuel-bounded [`Sandbox`] |
 //! | [`script`] | sandboxed Rhai scripts with operation/size/time limits |
+//! | [`preview`] | a dry run: what a run would do with a given context, executing nothing |
 //! | [`run`] | [`RunState`]: the per-run state machine the worker drives and persists |
 //! | [`trigger`] | [`TriggerSet`]: which enabled playbooks an alert/incident event starts; cron next-fire |
 //!
@@ -28,6 +29,7 @@ pub mod catalog;
 pub mod duration;
 pub mod error;
 pub mod expr;
+pub mod preview;
 pub mod run;
 pub mod script;
 pub mod spec;
@@ -40,6 +42,7 @@ pub use error::{PlaybookError, PlaybookErrors};
 pub use expr::{
     Condition, Expr, ExprError, ExprErrorKind, PreparedContext, Sandbox, SandboxConfig,
 };
+pub use preview::{PreviewAction, PreviewExpr, PreviewUnit, preview, trigger_context};
 pub use run::{
     ActionStatus, Advance, RunError, RunState, RunStatus, Step, StepOutcome, UnitStatus,
 };

@@ -1004,7 +1004,7 @@ enum Gate {
 
 /// Rendered arguments are checked against the catalog (templates could produce anything).
 /// Scalars are turned into strings where a string is expected (`"{{ alert.id }}"` as a tag).
-fn check_rendered(
+pub(crate) fn check_rendered(
     schema: &Option<crate::catalog::ActionSchema>,
     mut input: Value,
 ) -> Result<Value, String> {

@@ -6,6 +6,7 @@
 pub mod alert_triage;
 pub mod alerts;
 pub mod api_keys;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
@@ -14,6 +15,8 @@ pub mod incidents;
 pub mod ingest;
 pub mod observables;
 pub mod ops;
+pub mod playbooks;
+pub mod runs;
 pub mod tenants;
 pub mod webhooks;
 
@@ -417,6 +420,96 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/incident-templates/{id}",
             Perm(P::SettingsManage),
             delete(incident_templates::delete),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/playbooks",
+            Perm(P::PlaybooksRead),
+            get(playbooks::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/playbooks",
+            Perm(P::PlaybooksManage),
+            post(playbooks::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/playbooks/{id}",
+            Perm(P::PlaybooksRead),
+            get(playbooks::get),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/playbooks/{id}",
+            Perm(P::PlaybooksManage),
+            put(playbooks::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/playbooks/{id}",
+            Perm(P::PlaybooksManage),
+            delete(playbooks::delete),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/playbooks/{id}/enable",
+            Perm(P::PlaybooksManage),
+            post(playbooks::enable),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/playbooks/{id}/disable",
+            Perm(P::PlaybooksManage),
+            post(playbooks::disable),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/playbooks/{id}/run",
+            Perm(P::PlaybooksExecute),
+            post(runs::start),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/runs",
+            Perm(P::PlaybooksRead),
+            get(runs::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/runs/{id}",
+            Perm(P::PlaybooksRead),
+            get(runs::get),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/runs/{id}/cancel",
+            Perm(P::PlaybooksExecute),
+            post(runs::cancel),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/approvals",
+            Perm(P::ApprovalsDecide),
+            get(approvals::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/approvals/{id}",
+            Perm(P::ApprovalsDecide),
+            get(approvals::get),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/approvals/{id}/approve",
+            Perm(P::ApprovalsDecide),
+            post(approvals::approve),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/approvals/{id}/reject",
+            Perm(P::ApprovalsDecide),
+            post(approvals::reject),
         ),
     ]
 }

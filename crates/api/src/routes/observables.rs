@@ -267,6 +267,7 @@ pub async fn create(
                     status: StatusCode::CONFLICT.as_u16(),
                     detail: format!("this observable already exists: {existing_id}"),
                     field: Some("value".into()),
+                    errors: Vec::new(),
                 },
                 existing_id,
             };
