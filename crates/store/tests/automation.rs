@@ -610,8 +610,8 @@ async fn a_singleton_lease_has_one_holder_at_a_time() {
 }
 
 fn minute(m: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_800_000_000 - 1_800_000_000 % 60 + m * 60, 0)
-        .expect("a valid instant")
+    // 1_800_000_000 is a whole minute (UTC).
+    chrono::DateTime::from_timestamp(1_800_000_000 + m * 60, 0).expect("a valid instant")
 }
 
 #[tokio::test]
