@@ -915,8 +915,35 @@ async fn the_server_loads_the_playbooks_directory() {
         assert!(tokio::time::Instant::now() < deadline, "no schedule row");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // An invalid edit is logged with its file and line, and version 1 stays.
+    std::fs::write(
+        pb_dir.join("nightly.yaml"),
+        "name: dir-nightly\ntriggers:\n  - on: schedule\n    cron: \"0 2 * * *\"\nactions:\n  - ref: a\n    action: sett\n",
+    )
+    .expect("write");
+    let (s, env) = server;
+    let (s, logged) = blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = s.stderr.recv_timeout(Duration::from_millis(200)) {
+                if line.contains("nightly.yaml:7:") && line.contains("unknown action `sett`") {
+                    return (s, Ok(line));
+                }
+                seen.push(line);
+            }
+        }
+        (s, Err(seen))
+    });
+    assert!(logged.is_ok(), "the error was not logged: {logged:?}");
+    let p = store
+        .playbook_by_name("dir-nightly")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!((p.version, p.enabled), (1, true));
     store.close().await;
-    let (s, _env) = server;
     let (code, _) = blocking(move || s.terminate());
     assert_eq!(code, 0);
+    drop(env);
 }
