@@ -74,7 +74,8 @@ pub struct Scanned {
 /// Largest file read (the playbook limit is 1 MiB; a larger file is reported, not read).
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 
-/// Reads and parses every playbook file of `dir` (not its subdirectories), sorted by name.
+/// Reads and parses every playbook file of `dir` (not its subdirectories or hidden files),
+/// sorted by name.
 /// A file that cannot be read is reported as invalid; only an unreadable directory fails.
 pub fn scan_dir(dir: &Path, catalog: &Catalog) -> std::io::Result<Vec<Scanned>> {
     let mut out = Vec::new();
@@ -89,6 +90,10 @@ pub fn scan_dir(dir: &Path, catalog: &Catalog) -> std::io::Result<Vec<Scanned>> 
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
+        // Hidden files: editors' lock and backup files.
+        if name.starts_with('.') {
+            continue;
+        }
         let (text, parsed) = match read_limited(&path) {
             Ok(text) => {
                 let parsed = parse_source(format, &text, catalog);

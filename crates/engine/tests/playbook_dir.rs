@@ -60,6 +60,7 @@ async fn the_directory_is_loaded_reloaded_and_removals_disable() {
     std::fs::write(dir.path().join("triage.yaml"), TRIAGE).expect("write");
     std::fs::write(dir.path().join("nightly.json"), NIGHTLY).expect("write");
     std::fs::write(dir.path().join("notes.txt"), "not a playbook").expect("write");
+    std::fs::write(dir.path().join(".triage.yaml"), "an editor's backup").expect("write");
 
     // Files appear: two global playbooks, written by their files.
     let mut loader = Loader::new(dir.path().to_path_buf(), None);
