@@ -45,6 +45,16 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// Rejected payloads kept per tenant.
     pub dead_letters_per_tenant: u32,
+    /// Playbook runs a worker works on at once.
+    pub worker_concurrency: usize,
+    /// A worker's lease on a run's job; it heartbeats every third of it.
+    pub worker_lease_secs: u64,
+    /// How often an idle worker looks for jobs.
+    pub worker_poll_interval_ms: u64,
+    /// `http.request` destinations allowed although private, loopback, ...: host names or CIDRs.
+    pub http_allow: Vec<String>,
+    /// Directory of playbook files loaded as global playbooks and kept in step.
+    pub playbooks_dir: Option<PathBuf>,
 }
 
 /// The file form: every field optional, unknown keys rejected.
@@ -71,6 +81,11 @@ struct FileConfig {
     auth_failure_burst: Option<u32>,
     trust_forwarded_for: Option<bool>,
     dead_letters_per_tenant: Option<u32>,
+    worker_concurrency: Option<usize>,
+    worker_lease_secs: Option<u64>,
+    worker_poll_interval_ms: Option<u64>,
+    http_allow: Option<Vec<String>>,
+    playbooks_dir: Option<PathBuf>,
 }
 
 /// A number from the environment (`var`) or the file (`key`), within `range`.
@@ -196,6 +211,26 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "BULWARK_DEAD_LETTERS_PER_TENANT",
         "rejected payloads kept per tenant, newest first (default 10000)",
+    ),
+    (
+        "BULWARK_WORKER_CONCURRENCY",
+        "playbook runs a worker works on at once (default 8)",
+    ),
+    (
+        "BULWARK_WORKER_LEASE_SECS",
+        "a worker's lease on a run; heartbeats every third of it (default 30)",
+    ),
+    (
+        "BULWARK_WORKER_POLL_INTERVAL_MS",
+        "how often an idle worker looks for runs (default 250)",
+    ),
+    (
+        "BULWARK_HTTP_ALLOW",
+        "comma-separated host names or CIDRs http.request may reach although private/loopback (default none)",
+    ),
+    (
+        "BULWARK_PLAYBOOKS_DIR",
+        "directory of playbook files (*.yaml, *.yml, *.json) loaded as global playbooks (default none)",
     ),
 ];
 
@@ -376,7 +411,64 @@ impl Config {
             10_000,
             1..=1_000_000,
         )?;
+        let worker_concurrency = number(
+            env,
+            "BULWARK_WORKER_CONCURRENCY",
+            "worker_concurrency",
+            f.worker_concurrency,
+            8,
+            1..=256,
+        )?;
+        let worker_lease_secs = number(
+            env,
+            "BULWARK_WORKER_LEASE_SECS",
+            "worker_lease_secs",
+            f.worker_lease_secs,
+            30,
+            5..=3600,
+        )?;
+        let worker_poll_interval_ms = number(
+            env,
+            "BULWARK_WORKER_POLL_INTERVAL_MS",
+            "worker_poll_interval_ms",
+            f.worker_poll_interval_ms,
+            250,
+            10..=60_000,
+        )?;
+        let http_allow: Vec<String> = match env("BULWARK_HTTP_ALLOW") {
+            Some(v) => v
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            None => f.http_allow.unwrap_or_default(),
+        };
+        for h in &http_allow {
+            if !is_allow_entry(h) {
+                bail!(
+                    "BULWARK_HTTP_ALLOW (http_allow): `{h}` is not a host name or a CIDR like 10.0.0.0/8"
+                );
+            }
+        }
+        let playbooks_dir = pick(
+            "BULWARK_PLAYBOOKS_DIR",
+            f.playbooks_dir.map(|p| p.display().to_string()),
+        )
+        .map(PathBuf::from);
+        if let Some(d) = &playbooks_dir
+            && !d.is_dir()
+        {
+            bail!(
+                "BULWARK_PLAYBOOKS_DIR (playbooks_dir): `{}` is not a directory",
+                d.display()
+            );
+        }
         Ok(Config {
+            worker_concurrency,
+            worker_lease_secs,
+            worker_poll_interval_ms,
+            http_allow,
+            playbooks_dir,
             dedup_window_secs,
             key_rate_per_second,
             key_rate_burst,
@@ -404,6 +496,20 @@ impl Config {
     pub fn database_url_redacted(&self) -> String {
         redact_url(self.database_url.expose())
     }
+}
+
+/// An `http_allow` entry: a CIDR or address, or a host name (letters, digits, `-`, `.`).
+fn is_allow_entry(h: &str) -> bool {
+    if bulwark_engine::http::parse_cidr(h).is_some() {
+        return true;
+    }
+    h.len() <= 253
+        && !h.starts_with(['.', '-'])
+        && !h.ends_with('-')
+        && !h.contains("..")
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && h.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 pub fn redact_url(url: &str) -> String {
@@ -503,6 +609,38 @@ mod tests {
                 None,
                 "BULWARK_TRUST_FORWARDED_FOR",
             ),
+            (
+                &[("BULWARK_WORKER_CONCURRENCY", "0")],
+                None,
+                "BULWARK_WORKER_CONCURRENCY",
+            ),
+            (
+                &[("BULWARK_WORKER_LEASE_SECS", "1")],
+                None,
+                "BULWARK_WORKER_LEASE_SECS",
+            ),
+            (
+                &[("BULWARK_WORKER_POLL_INTERVAL_MS", "often")],
+                None,
+                "BULWARK_WORKER_POLL_INTERVAL_MS",
+            ),
+            (
+                &[("BULWARK_HTTP_ALLOW", "10.0.0.0/99")],
+                None,
+                "BULWARK_HTTP_ALLOW",
+            ),
+            (
+                &[("BULWARK_PLAYBOOKS_DIR", "/nonexistent/playbooks")],
+                None,
+                "BULWARK_PLAYBOOKS_DIR",
+            ),
+            (&[], Some("http_allow = [\"a b\"]\n"), "http_allow"),
+            (&[], Some("http_allow = \"x\"\n"), "http_allow"),
+            (
+                &[],
+                Some("worker_lease_secs = 99999\n"),
+                "worker_lease_secs",
+            ),
             (&[], Some("dedup_window_secs = 5\n"), "dedup_window_secs"),
             (&[], Some("lisen = \"x\"\n"), "lisen"),
             (&[], Some("token_ttl_secs = \"x\"\n"), "token_ttl_secs"),
@@ -514,6 +652,43 @@ mod tests {
                 "{err:#} should name {name}"
             );
         }
+    }
+
+    #[test]
+    fn engine_settings_from_file_and_env() {
+        let c = load(&[], None).expect("defaults");
+        assert_eq!(
+            (
+                c.worker_concurrency,
+                c.worker_lease_secs,
+                c.worker_poll_interval_ms
+            ),
+            (8, 30, 250)
+        );
+        assert!(c.http_allow.is_empty() && c.playbooks_dir.is_none());
+        let dir = tempfile::tempdir().expect("dir");
+        let file = format!(
+            "worker_concurrency = 4\nworker_lease_secs = 60\nworker_poll_interval_ms = 100\n\
+             http_allow = [\"10.0.0.0/8\", \"hooks.internal\"]\nplaybooks_dir = \"{}\"\n",
+            dir.path().display()
+        );
+        let c = load(&[("BULWARK_WORKER_CONCURRENCY", "2")], Some(&file)).expect("config");
+        assert_eq!(
+            (
+                c.worker_concurrency,
+                c.worker_lease_secs,
+                c.worker_poll_interval_ms
+            ),
+            (2, 60, 100)
+        );
+        assert_eq!(c.http_allow, vec!["10.0.0.0/8", "hooks.internal"]);
+        assert_eq!(c.playbooks_dir.as_deref(), Some(dir.path()));
+        let c = load(
+            &[("BULWARK_HTTP_ALLOW", "127.0.0.1, ::1/128,")],
+            Some(&file),
+        )
+        .expect("env");
+        assert_eq!(c.http_allow, vec!["127.0.0.1", "::1/128"]);
     }
 
     #[test]

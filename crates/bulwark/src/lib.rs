@@ -4,5 +4,6 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod playbook_cmd;
 pub mod server;
 pub mod worker;

@@ -44,6 +44,19 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Playbook files (offline: no database or configuration needed).
+    #[command(subcommand)]
+    Playbook(PlaybookCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum PlaybookCmd {
+    /// Check YAML/JSON playbooks against the built-in actions; prints `FILE:line: message`
+    /// for every problem and exits 1 when a file is invalid.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +82,15 @@ fn init_logging(config: &Config) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Playbook(PlaybookCmd::Validate { files })) = &cli.command {
+        let (report, ok) = bulwark::playbook_cmd::validate_files(files);
+        print!("{report}");
+        return if ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        };
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -165,6 +187,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("audit verification failed")
             }
         }
+        Command::Playbook(_) => Ok(()), // handled before the configuration is read
         Command::Config(ConfigCmd::Check) => {
             println!("configuration is valid");
             println!("data_dir         = {}", config.data_dir.display());
@@ -183,6 +206,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
             );
             println!("embedded_worker  = {}", config.embedded_worker);
+            println!("worker_concurrency = {}", config.worker_concurrency);
+            println!("worker_lease_secs  = {}", config.worker_lease_secs);
+            println!(
+                "worker_poll_interval_ms = {}",
+                config.worker_poll_interval_ms
+            );
+            println!("http_allow       = {:?}", config.http_allow);
+            println!(
+                "playbooks_dir    = {}",
+                config
+                    .playbooks_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_else(|| "[none]".into())
+            );
             Ok(())
         }
     }

@@ -81,9 +81,10 @@ pub async fn serve(
         Duration::from_secs(config.audit_checkpoint_secs),
         stop_rx.clone(),
     ));
+    let engine = crate::worker::engine_config(&config, Some(platform.id));
     let worker = config
         .embedded_worker
-        .then(|| tokio::spawn(crate::worker::run(store.clone(), stop_rx.clone())));
+        .then(|| tokio::spawn(crate::worker::run(store.clone(), engine, stop_rx.clone())));
 
     let addr = listener.local_addr()?;
     // A plain line on stdout, for people and for tests that bind port 0.
@@ -153,7 +154,8 @@ pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let store: Store = bulwark_store::open(config.database_url.expose()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = shutdown_signal();
-    let handle = tokio::spawn(crate::worker::run(store.clone(), stop_rx));
+    let engine = crate::worker::engine_config(&config, None);
+    let handle = tokio::spawn(crate::worker::run(store.clone(), engine, stop_rx));
     println!("bulwark: worker started");
     shutdown.await;
     let _ = stop_tx.send(true);

@@ -1,10 +1,28 @@
 //! The job worker: `bulwark worker`, and the worker embedded in `bulwark serve`. It executes
-//! playbook runs (see `bulwark_engine`).
+//! playbook runs, runs the scheduler duties and loads the playbooks directory (see
+//! `bulwark_engine`).
 
+use crate::config::Config;
+use bulwark_core::TenantId;
+use bulwark_engine::EngineConfig;
 use bulwark_store::Store;
+use std::time::Duration;
 use tokio::sync::watch;
 
-pub async fn run(store: Store, stop: watch::Receiver<bool>) {
-    let config = bulwark_engine::EngineConfig::default();
+/// The engine settings of the configuration. `platform_tenant`: known to `serve` (it
+/// bootstraps the accounts); a standalone worker falls back to each run's tenant.
+pub fn engine_config(config: &Config, platform_tenant: Option<TenantId>) -> EngineConfig {
+    EngineConfig {
+        concurrency: config.worker_concurrency,
+        lease: Duration::from_secs(config.worker_lease_secs),
+        poll_interval: Duration::from_millis(config.worker_poll_interval_ms),
+        http_allow: config.http_allow.clone(),
+        playbooks_dir: config.playbooks_dir.clone(),
+        platform_tenant,
+        ..EngineConfig::default()
+    }
+}
+
+pub async fn run(store: Store, config: EngineConfig, stop: watch::Receiver<bool>) {
     bulwark_engine::run_worker(store, config, stop).await;
 }

@@ -770,3 +770,180 @@ async fn an_alert_is_triaged_through_the_real_server_and_survives_a_restart() {
         s.terminate();
     });
 }
+
+/// `bulwark` with no configuration at all (and a broken one in the environment, which
+/// `playbook validate` must not read).
+fn offline(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("BULWARK_LISTEN", "not-an-address")
+        .env("BULWARK_DATABASE_URL", "mysql://nowhere")
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn playbook_validate_reports_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "name: good\ntriggers:\n  - on: manual\nactions:\n  - ref: a\n    action: set\n    args:\n      values: {x: 1}\n",
+    )
+    .expect("write");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "name: bad\n\
+         triggers:\n  - on: manual\n\
+         actions:\n\
+         \x20 - ref: tag\n    action: alert.updte\n    args: {status: triaged}\n\
+         \x20 - ref: one\n    action: set\n    depends_on: [two]\n    args: {values: {}}\n\
+         \x20 - ref: two\n    action: set\n    depends_on: [one]\n    args: {values: {}}\n",
+    )
+    .expect("write");
+    let json = dir.path().join("good.json");
+    std::fs::write(
+        &json,
+        r#"{"name": "good-json", "triggers": [{"on": "manual"}], "actions": [{"ref": "a", "action": "set", "args": {"values": {}}}]}"#,
+    )
+    .expect("write");
+
+    let (code, out, err) = offline(
+        &["playbook", "validate", "good.yaml", "good.json"],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "good.yaml: OK (good)\ngood.json: OK (good-json)\n");
+
+    let (code, out, err) = offline(
+        &[
+            "playbook",
+            "validate",
+            "good.yaml",
+            "bad.yaml",
+            "missing.yaml",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("good.yaml: OK (good)"), "{out}");
+    // The unknown action with its line and the suggestion, the cycle with its line.
+    assert!(
+        out.lines().any(|l| l.starts_with("bad.yaml:6: ")
+            && l.contains("alert.updte")
+            && l.contains("did you mean `alert.update`")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("bad.yaml:") && l.contains("cycle") && l.contains("one")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("missing.yaml: cannot read the file")),
+        "{out}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn the_example_playbooks_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../playbooks/examples");
+    let mut files: Vec<String> = std::fs::read_dir(&root)
+        .expect("examples")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let mut args = vec!["playbook", "validate"];
+    args.extend(files.iter().map(String::as_str));
+    let (code, out, err) = offline(&args, &root);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(": OK (")).count(),
+        files.len()
+    );
+}
+
+#[tokio::test]
+async fn the_server_loads_the_playbooks_directory() {
+    let env = env().await;
+    let pb_dir = env.dir.path().join("playbooks");
+    std::fs::create_dir_all(&pb_dir).expect("dir");
+    std::fs::write(
+        pb_dir.join("nightly.yaml"),
+        "name: dir-nightly\ntriggers:\n  - on: schedule\n    cron: \"0 2 * * *\"\nactions:\n  - ref: a\n    action: set\n    args:\n      values: {x: 1}\n",
+    )
+    .expect("write");
+    let url = env
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", env.data_dir().join("bulwark.db").display()));
+    let dir = pb_dir.display().to_string();
+    let server = blocking(move || {
+        let s = Server::start(&env, &[("BULWARK_PLAYBOOKS_DIR", dir.as_str())]);
+        (s, env)
+    });
+    let store = bulwark_store::open(&url).await.expect("open");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let loaded = loop {
+        if let Some(p) = store.playbook_by_name("dir-nightly").await.expect("read") {
+            break p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the playbook was not loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!((loaded.origin.as_str(), loaded.tenant_id), ("file", None));
+    // Its schedule trigger gets a row from the scheduler.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.list_schedules().await.expect("rows").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no schedule row");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // An invalid edit is logged with its file and line, and version 1 stays.
+    std::fs::write(
+        pb_dir.join("nightly.yaml"),
+        "name: dir-nightly\ntriggers:\n  - on: schedule\n    cron: \"0 2 * * *\"\nactions:\n  - ref: a\n    action: sett\n",
+    )
+    .expect("write");
+    let (s, env) = server;
+    let (s, logged) = blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = s.stderr.recv_timeout(Duration::from_millis(200)) {
+                if line.contains("nightly.yaml:7:") && line.contains("unknown action `sett`") {
+                    return (s, Ok(line));
+                }
+                seen.push(line);
+            }
+        }
+        (s, Err(seen))
+    });
+    assert!(logged.is_ok(), "the error was not logged: {logged:?}");
+    let p = store
+        .playbook_by_name("dir-nightly")
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!((p.version, p.enabled), (1, true));
+    store.close().await;
+    let (code, _) = blocking(move || s.terminate());
+    assert_eq!(code, 0);
+    drop(env);
+}

@@ -25,13 +25,17 @@
 //! Every save, heartbeat and release names the worker; the store refuses them once the lease
 //! was lost (lapsed and taken by another worker) or the run was cancelled, and the worker then
 //! stops touching the run at once. Singleton duties (expiring approvals) run on the node that
-//! holds the `scheduler` lease. Wake-ups are by polling ([`EngineConfig::poll_interval`]); a
+//! holds the `scheduler` lease, which also fires cron schedules ([`schedule`]); the
+//! playbooks directory ([`playbook_dir`]) is synced by the holder of the `playbook-loader`
+//! lease. Wake-ups are by polling ([`EngineConfig::poll_interval`]); a
 //! claim that returned jobs is followed by another at once. PostgreSQL LISTEN/NOTIFY is not
 //! used yet.
 
 pub mod action;
 pub mod actions;
 pub mod http;
+pub mod playbook_dir;
+pub mod schedule;
 pub mod worker;
 
 pub use action::{Action, ActionContext, ActionError, ActionRegistry};
@@ -63,6 +67,8 @@ pub struct EngineConfig {
     /// run's tenant.
     pub platform_tenant: Option<TenantId>,
     pub script_limits: bulwark_playbook::ScriptLimits,
+    /// Playbooks loaded from (and kept in step with) this directory; see [`playbook_dir`].
+    pub playbooks_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -78,6 +84,7 @@ impl Default for EngineConfig {
             http_body_limit: 1024 * 1024,
             platform_tenant: None,
             script_limits: bulwark_playbook::ScriptLimits::default(),
+            playbooks_dir: None,
         }
     }
 }

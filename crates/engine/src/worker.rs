@@ -51,11 +51,24 @@ pub struct Worker {
 const CACHE_MAX: usize = 256;
 
 /// Runs a worker until `stop` turns true; runs in progress are finished or handed back.
+/// With `playbooks_dir`, the directory loader runs beside it.
 pub async fn run_worker(store: Store, config: EngineConfig, stop: watch::Receiver<bool>) {
+    let loader = config.playbooks_dir.clone().map(|dir| {
+        tokio::spawn(crate::playbook_dir::run_loader(
+            store.clone(),
+            dir,
+            config.node_id.clone(),
+            config.platform_tenant,
+            stop.clone(),
+        ))
+    });
     let registry = ActionRegistry::builtin(&config);
     Arc::new(Worker::new(store, config, registry))
         .run(stop)
         .await;
+    if let Some(l) = loader {
+        let _ = l.await;
+    }
 }
 
 impl Worker {
@@ -141,11 +154,18 @@ impl Worker {
             .try_lease("scheduler", &self.config.node_id, Duration::from_secs(15))
             .await
         {
-            Ok(true) => match self.store.expire_approvals(Utc::now()).await {
-                Ok(v) if !v.is_empty() => tracing::info!(expired = v.len(), "approvals expired"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot expire approvals"),
-            },
+            Ok(true) => {
+                match self.store.expire_approvals(Utc::now()).await {
+                    Ok(v) if !v.is_empty() => {
+                        tracing::info!(expired = v.len(), "approvals expired")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot expire approvals"),
+                }
+                if let Err(e) = crate::schedule::run_schedules(&self.store, Utc::now()).await {
+                    tracing::warn!(error = %e, "cannot run the cron schedules");
+                }
+            }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "scheduler lease"),
         }

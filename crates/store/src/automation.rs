@@ -219,6 +219,30 @@ pub enum JobRelease {
     },
 }
 
+/// One schedule trigger of a playbook and its next slot (`playbook_schedules`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    pub playbook_id: Uuid,
+    /// Index into the playbook's `triggers`.
+    pub trigger_index: i32,
+    pub cron: String,
+    pub next_fire_at: DateTime<Utc>,
+    pub last_fired_at: Option<DateTime<Utc>>,
+}
+
+/// One slot of a schedule to fire (see `AutomationStore::fire_schedule`).
+#[derive(Debug, Clone)]
+pub struct ScheduleFire {
+    pub playbook_id: Uuid,
+    pub trigger_index: i32,
+    /// The `next_fire_at` the scheduler read: the guard against firing a slot twice.
+    pub expected: DateTime<Utc>,
+    /// The slot after this one.
+    pub next: DateTime<Utc>,
+    pub fired_at: DateTime<Utc>,
+    pub runs: Vec<NewRun>,
+}
+
 /// An approval request.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApprovalRecord {
@@ -1372,6 +1396,75 @@ macro_rules! impl_automation {
                     .execute(&self.writer)
                     .await?;
                     Ok(done.rows_affected() == 1)
+                }
+
+                async fn list_schedules(&self) -> StoreResult<Vec<ScheduleRecord>> {
+                    let rows: Vec<(Uuid, i32, String, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+                        "SELECT playbook_id, trigger_index, cron, next_fire_at, last_fired_at FROM playbook_schedules \
+                         ORDER BY next_fire_at, playbook_id, trigger_index",
+                    )
+                    .fetch_all(&self.reader)
+                    .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(playbook_id, trigger_index, cron, next_fire_at, last_fired_at)| ScheduleRecord {
+                            playbook_id,
+                            trigger_index,
+                            cron,
+                            next_fire_at,
+                            last_fired_at,
+                        })
+                        .collect())
+                }
+
+                async fn upsert_schedule(&self, s: &ScheduleRecord) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO playbook_schedules (playbook_id, trigger_index, cron, next_fire_at, last_fired_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (playbook_id, trigger_index) DO UPDATE \
+                         SET cron = excluded.cron, next_fire_at = excluded.next_fire_at",
+                    )
+                    .bind(s.playbook_id)
+                    .bind(s.trigger_index)
+                    .bind(&s.cron)
+                    .bind(s.next_fire_at)
+                    .bind(s.last_fired_at)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(|e| $crate::conflict_or(e, "playbook_id"))?;
+                    Ok(())
+                }
+
+                async fn delete_schedule(&self, playbook_id: Uuid, trigger_index: i32) -> StoreResult<()> {
+                    sqlx::query("DELETE FROM playbook_schedules WHERE playbook_id = $1 AND trigger_index = $2")
+                        .bind(playbook_id)
+                        .bind(trigger_index)
+                        .execute(&self.writer)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn fire_schedule(&self, f: &ScheduleFire) -> StoreResult<Option<Vec<Uuid>>> {
+                    let mut tx = self.begin_write().await?;
+                    // The guard: of two schedulers that read the same slot, the second finds
+                    // the row moved on (PostgreSQL re-checks the WHERE after the first commits;
+                    // SQLite's writer runs them one after the other).
+                    let moved = sqlx::query(
+                        "UPDATE playbook_schedules SET next_fire_at = $1, last_fired_at = $2 \
+                         WHERE playbook_id = $3 AND trigger_index = $4 AND next_fire_at = $5",
+                    )
+                    .bind(f.next)
+                    .bind(f.fired_at)
+                    .bind(f.playbook_id)
+                    .bind(f.trigger_index)
+                    .bind(f.expected)
+                    .execute(&mut *tx)
+                    .await?;
+                    if moved.rows_affected() != 1 {
+                        return Ok(None);
+                    }
+                    let ids = Self::insert_runs(&mut tx, &f.runs).await?;
+                    tx.commit().await?;
+                    Ok(Some(ids))
                 }
             }
 

@@ -702,6 +702,23 @@ pub trait AutomationStore {
         holder: &str,
         ttl: std::time::Duration,
     ) -> StoreResult<bool>;
+
+    /// Every cron schedule row (one per schedule trigger of an enabled playbook, kept in step
+    /// by the scheduler).
+    async fn list_schedules(&self) -> StoreResult<Vec<automation::ScheduleRecord>>;
+    /// Inserts the schedule of (playbook, trigger) or replaces its cron and next fire time.
+    async fn upsert_schedule(&self, s: &automation::ScheduleRecord) -> StoreResult<()>;
+    /// Removes the schedule of (playbook, trigger).
+    async fn delete_schedule(&self, playbook_id: uuid::Uuid, trigger_index: i32)
+    -> StoreResult<()>;
+    /// Fires one slot of a schedule in one transaction: moves `next_fire_at` from
+    /// `fire.expected` to `fire.next` and creates `fire.runs` (with their jobs). `None` (and
+    /// nothing written) when the row no longer has `fire.expected`: another scheduler fired
+    /// that slot, or the schedule changed or went away.
+    async fn fire_schedule(
+        &self,
+        fire: &automation::ScheduleFire,
+    ) -> StoreResult<Option<Vec<uuid::Uuid>>>;
 }
 
 /// Incident templates, per tenant (names unique per tenant).

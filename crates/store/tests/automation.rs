@@ -5,6 +5,7 @@
 use bulwark_core::{Scope, TenantId};
 use bulwark_store::automation::{
     Decider, JOB_PLAYBOOK_RUN, JobRelease, NewApproval, NewRun, PlaybookWrite, RunProgress,
+    ScheduleFire, ScheduleRecord,
 };
 use bulwark_store::testing::fresh;
 use bulwark_store::{ChangeCtx, NewTenant, Store, StoreError};
@@ -606,4 +607,126 @@ async fn a_singleton_lease_has_one_holder_at_a_time() {
             .await
             .expect("a again")
     );
+}
+
+fn minute(m: i64) -> chrono::DateTime<chrono::Utc> {
+    // 1_800_000_000 is a whole minute (UTC).
+    chrono::DateTime::from_timestamp(1_800_000_000 + m * 60, 0).expect("a valid instant")
+}
+
+#[tokio::test]
+async fn schedules_are_upserted_deleted_and_go_with_their_playbook() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let ctx = ChangeCtx::system("test");
+    let t = tenant(&s, "acme").await;
+    let pb = s
+        .create_playbook(&ctx, &Scope::AllTenants, t, write("sched", Some(t)))
+        .await
+        .expect("playbook");
+    let mut row = ScheduleRecord {
+        playbook_id: pb.id,
+        trigger_index: 0,
+        cron: "* * * * *".into(),
+        next_fire_at: minute(1),
+        last_fired_at: None,
+    };
+    s.upsert_schedule(&row).await.expect("insert");
+    s.upsert_schedule(&ScheduleRecord {
+        trigger_index: 1,
+        cron: "0 * * * *".into(),
+        next_fire_at: minute(60),
+        ..row.clone()
+    })
+    .await
+    .expect("second trigger");
+    row.cron = "*/5 * * * *".into();
+    row.next_fire_at = minute(5);
+    s.upsert_schedule(&row).await.expect("replace");
+    let rows = s.list_schedules().await.expect("list");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], row);
+    s.delete_schedule(pb.id, 1).await.expect("delete");
+    assert_eq!(s.list_schedules().await.expect("list"), vec![row]);
+    // A schedule of a playbook that does not exist is refused.
+    let orphan = ScheduleRecord {
+        playbook_id: Uuid::now_v7(),
+        trigger_index: 0,
+        cron: "* * * * *".into(),
+        next_fire_at: minute(1),
+        last_fired_at: None,
+    };
+    assert!(s.upsert_schedule(&orphan).await.is_err());
+    s.delete_playbook(&ctx, &Scope::AllTenants, t, pb.id)
+        .await
+        .expect("delete playbook");
+    assert!(s.list_schedules().await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn a_schedule_slot_fires_once_even_when_schedulers_race() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let ctx = ChangeCtx::system("test");
+    let t = tenant(&s, "acme").await;
+    let pb = s
+        .create_playbook(&ctx, &Scope::AllTenants, t, write("sched", Some(t)))
+        .await
+        .expect("playbook");
+    s.upsert_schedule(&ScheduleRecord {
+        playbook_id: pb.id,
+        trigger_index: 0,
+        cron: "* * * * *".into(),
+        next_fire_at: minute(0),
+        last_fired_at: None,
+    })
+    .await
+    .expect("schedule");
+    let fire = ScheduleFire {
+        playbook_id: pb.id,
+        trigger_index: 0,
+        expected: minute(0),
+        next: minute(1),
+        fired_at: minute(0) + Duration::seconds(3),
+        runs: vec![NewRun {
+            trigger: "schedule".into(),
+            ..run_of(t, pb.id)
+        }],
+    };
+    let attempts = (0..6).map(|_| {
+        let s = Arc::clone(&s);
+        let fire = fire.clone();
+        tokio::spawn(async move { s.fire_schedule(&fire).await })
+    });
+    let mut fired = 0;
+    for a in attempts {
+        if let Some(ids) = a.await.expect("task").expect("fire") {
+            assert_eq!(ids.len(), 1);
+            fired += 1;
+        }
+    }
+    assert_eq!(fired, 1, "exactly one scheduler fires the slot");
+    let runs = s
+        .list_runs(
+            &Scope::AllTenants,
+            &bulwark_store::automation::RunFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger, "schedule");
+    let rows = s.list_schedules().await.expect("list");
+    assert_eq!(rows[0].next_fire_at, minute(1));
+    assert_eq!(rows[0].last_fired_at, Some(fire.fired_at));
+    // The job of the run was written with it.
+    let jobs = s
+        .claim_jobs("w", &[JOB_PLAYBOOK_RUN], 10, LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1);
+    // A slot that is not the row's current one fires nothing.
+    assert!(s.fire_schedule(&fire).await.expect("stale").is_none());
 }
