@@ -481,3 +481,125 @@ async fn conditions_see_the_alert_as_it_is_stored() {
         assert_eq!(&stored[k], v, "field {k} differs from the stored alert");
     }
 }
+
+/// The issue's example, posted as YAML through the API, fires for a matching webhook alert on
+/// a node that would otherwise check for playbook changes only once an hour, and the real
+/// worker tags and annotates the alert.
+#[tokio::test]
+async fn a_playbook_posted_as_yaml_triages_the_next_matching_alert() {
+    let app =
+        TestApp::with_config(|c| c.playbook_refresh = std::time::Duration::from_secs(3600)).await;
+    let (key, _) = app.key(&["webhooks:ingest"], app.platform).await;
+    // The trigger set is loaded (empty) before the playbook exists.
+    let r = post_raw(
+        &app,
+        HOOK,
+        &key,
+        "application/json",
+        generic("ssh", "critical", Some("y-0")),
+    )
+    .await;
+    assert_eq!(r.body["playbooks_triggered"], 0);
+    let yaml = r#"name: ssh-bruteforce-triage
+description: Tag and annotate critical SSH brute-force alerts
+enabled: true
+triggers:
+  - on: alert.created
+    if: alert.severity in ["critical", "high"] and "ssh" in alert.title | lower
+actions:
+  - ref: tag
+    action: alert.update
+    args:
+      tags: ["auto-triaged"]
+  - ref: note
+    action: alert.comment
+    depends_on: [tag]
+    args:
+      text: "triaged by {{ playbook.name }} for {{ alert.source_ip }}"
+"#;
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/playbooks")
+        .header("authorization", format!("Bearer {}", app.admin_token))
+        .header("content-type", "application/yaml")
+        .body(Body::from(yaml))
+        .expect("request");
+    let r = app.raw(req).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let pb = r.body["id"].as_str().expect("id").to_string();
+
+    let r = post_raw(
+        &app,
+        HOOK,
+        &key,
+        "application/json",
+        generic("SSH brute force", "critical", Some("y-1")),
+    )
+    .await;
+    assert_eq!(
+        r.body["playbooks_triggered"], 1,
+        "the change applies on this node at once"
+    );
+    let alert = r.body["alert_id"].as_str().expect("id").to_string();
+
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(bulwark_engine::run_worker(
+        app.store.clone(),
+        bulwark_engine::EngineConfig {
+            poll_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        },
+        rx,
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = app
+            .admin(Method::GET, &format!("/api/v1/runs?alert_id={alert}"))
+            .await;
+        if r.body["items"][0]["status"] == "succeeded" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run did not finish: {}",
+            r.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let r = app
+        .admin(Method::GET, &format!("/api/v1/alerts/{alert}"))
+        .await;
+    assert!(
+        r.body["tags"]
+            .as_array()
+            .expect("tags")
+            .contains(&json!("auto-triaged")),
+        "{}",
+        r.body
+    );
+    let r = app
+        .admin(Method::GET, &format!("/api/v1/alerts/{alert}/comments"))
+        .await;
+    let text = r.body.to_string();
+    assert!(
+        text.contains("triaged by ssh-bruteforce-triage for 203.0.113.7"),
+        "{text}"
+    );
+
+    // Disabled through the API: the next matching alert starts nothing.
+    let r = app
+        .admin(Method::POST, &format!("/api/v1/playbooks/{pb}/disable"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = post_raw(
+        &app,
+        HOOK,
+        &key,
+        "application/json",
+        generic("SSH brute force", "critical", Some("y-2")),
+    )
+    .await;
+    assert_eq!(r.body["playbooks_triggered"], 0);
+}

@@ -357,6 +357,7 @@ pub async fn create(
             write_of(body, tenant),
         )
         .await?;
+    triggers_changed(&state).await;
     let d = detail(&state, &caller.scope, pb).await?;
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
@@ -428,6 +429,7 @@ pub async fn update(
             write_of(body, old.tenant_id),
         )
         .await?;
+    triggers_changed(&state).await;
     Ok(axum::Json(detail(&state, &caller.scope, pb).await?))
 }
 
@@ -438,18 +440,26 @@ async fn set_enabled(
     id: uuid::Uuid,
     enabled: bool,
 ) -> ApiResult<axum::Json<PlaybookRecord>> {
-    Ok(axum::Json(
-        state
-            .store
-            .set_playbook_enabled(
-                &ctx(caller, rid),
-                &caller.scope,
-                caller.home_tenant,
-                id,
-                enabled,
-            )
-            .await?,
-    ))
+    let pb = state
+        .store
+        .set_playbook_enabled(
+            &ctx(caller, rid),
+            &caller.scope,
+            caller.home_tenant,
+            id,
+            enabled,
+        )
+        .await?;
+    triggers_changed(state).await;
+    Ok(axum::Json(pb))
+}
+
+/// This node matches with the changed playbooks from the next alert on; other nodes follow
+/// within `playbook_refresh`. The change is committed either way.
+async fn triggers_changed(state: &AppState) {
+    if let Err(e) = state.triggers.reload(&state.store).await {
+        tracing::warn!(error = %e, "could not reload playbook triggers; they follow within the refresh interval");
+    }
 }
 
 /// Enable a playbook (its triggers match again, manual runs are accepted).
@@ -493,6 +503,7 @@ pub async fn delete(
         .store
         .delete_playbook(&ctx(&caller, rid), &caller.scope, caller.home_tenant, id)
         .await?;
+    triggers_changed(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
