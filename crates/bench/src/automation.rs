@@ -19,7 +19,28 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-fn playbook_spec() -> serde_json::Value {
+/// Which 3-action playbook: `db` writes to the alert (update, comment) like a triage playbook;
+/// `pure` only computes (set, script, set), which measures the engine and its saves alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Db,
+    Pure,
+}
+
+fn playbook_spec(v: Variant) -> serde_json::Value {
+    if v == Variant::Pure {
+        return json!({
+            "name": "bench-three-pure-actions",
+            "triggers": [{"on": "alert.created", "if": "alert.severity in [\"critical\", \"high\"]"}],
+            "actions": [
+                {"ref": "first", "action": "set", "args": {"values": {"ip": "{{ alert.source_ip }}"}}},
+                {"ref": "score", "action": "script", "depends_on": ["first"],
+                 "args": {"source": "input.n * 2 + 1", "input": {"n": 20}}},
+                {"ref": "last", "action": "set", "depends_on": ["score"],
+                 "args": {"values": {"score": "{{ actions.score.result }}"}}}
+            ]
+        });
+    }
     json!({
         "name": "bench-three-actions",
         "triggers": [{"on": "alert.created", "if": "alert.severity in [\"critical\", \"high\"]"}],
@@ -40,7 +61,7 @@ struct Setup {
     _dir: tempfile::TempDir,
 }
 
-async fn setup(url: Option<String>) -> anyhow::Result<Setup> {
+async fn setup(url: Option<String>, variant: Variant) -> anyhow::Result<Setup> {
     let dir = tempfile::tempdir()?;
     let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("auto.db").display()));
     let store = bulwark_store::open(&url).await?;
@@ -56,7 +77,7 @@ async fn setup(url: Option<String>) -> anyhow::Result<Setup> {
         )
         .await?
         .id;
-    let spec = playbook_spec();
+    let spec = playbook_spec(variant);
     let pb = bulwark_playbook::parse_json(&spec, &bulwark_playbook::Catalog::builtin())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let name = format!("{}-{}", pb.name(), uuid::Uuid::now_v7().simple());
@@ -162,8 +183,13 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs per second with `workers` workers draining `runs` queued runs.
-async fn throughput(url: Option<String>, runs: u64, workers: usize) -> anyhow::Result<(f64, u64)> {
-    let s = setup(url).await?;
+async fn throughput(
+    url: Option<String>,
+    variant: Variant,
+    runs: u64,
+    workers: usize,
+) -> anyhow::Result<(f64, u64)> {
+    let s = setup(url, variant).await?;
     let batch: Vec<IncomingAlert> = (0..runs).map(|i| alert(&s, i)).collect::<Result<_, _>>()?;
     for chunk in batch.chunks(500) {
         s.store.ingest(chunk, chrono::Duration::hours(24)).await?;
@@ -229,7 +255,7 @@ async fn count_succeeded(s: &Setup, runs: u64) -> anyhow::Result<u64> {
 
 /// Alert-to-first-action latencies in ms, one alert at a time, `gap` apart.
 async fn latency(url: Option<String>, alerts: u64, workers: usize) -> anyhow::Result<Vec<f64>> {
-    let s = setup(url).await?;
+    let s = setup(url, Variant::Db).await?;
     let w = start_workers(&s.store, workers);
     // Let the workers reach their idle wait.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -287,13 +313,16 @@ pub async fn automation(
         "SQLite"
     };
     let mut report = format!(
-        "### Automation ({backend}, {} cores)\n\n3-action playbook (alert.update, alert.comment, set), runs queued by the ingest transaction, workers in the harness process.\n\n| workers | runs | runs/s | succeeded |\n| ---: | ---: | ---: | ---: |\n",
+        "### Automation ({backend}, {} cores)\n\nRuns queued by the ingest transaction, workers (32 runs at a time each) in the harness process. `db`: alert.update, alert.comment, set; `pure`: set, script, set.\n\n| playbook | workers | runs | runs/s | succeeded |\n| --- | ---: | ---: | ---: | ---: |\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    for &w in &workers {
-        let (rate, ok) = throughput(url.clone(), runs, w).await?;
-        report.push_str(&format!("| {w} | {runs} | {rate:.0} | {ok} |\n"));
-        eprintln!("{w} worker(s): {rate:.0} runs/s ({ok}/{runs} succeeded)");
+    for variant in [Variant::Db, Variant::Pure] {
+        for &w in &workers {
+            let (rate, ok) = throughput(url.clone(), variant, runs, w).await?;
+            let name = format!("{variant:?}").to_lowercase();
+            report.push_str(&format!("| {name} | {w} | {runs} | {rate:.0} | {ok} |\n"));
+            eprintln!("{name}, {w} worker(s): {rate:.0} runs/s ({ok}/{runs} succeeded)");
+        }
     }
     let lat = latency(url, alerts, 1).await?;
     report.push_str(&format!(

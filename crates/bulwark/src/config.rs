@@ -416,7 +416,7 @@ impl Config {
             "BULWARK_WORKER_CONCURRENCY",
             "worker_concurrency",
             f.worker_concurrency,
-            8,
+            32,
             1..=256,
         )?;
         let worker_lease_secs = number(

@@ -8,7 +8,7 @@ use bulwark_playbook::{
 };
 use bulwark_store::automation::{
     ApprovalRecord, ClaimedJob, JOB_PLAYBOOK_RUN, JobRelease, NewApproval, NewStep, RunProgress,
-    RunRecord,
+    RunRecord, RunSave,
 };
 use bulwark_store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -46,9 +46,51 @@ pub struct Worker {
     registry: ActionRegistry,
     catalog: Catalog,
     playbooks: Mutex<HashMap<(Uuid, i32), Arc<Playbook>>>,
+    /// Group commit of this worker's saves (started on first use).
+    saves: tokio::sync::OnceCell<mpsc::Sender<PendingSave>>,
 }
 
 const CACHE_MAX: usize = 256;
+
+/// Saves gathered into one transaction at most.
+const SAVE_BATCH: usize = 256;
+
+type PendingSave = (RunSave, oneshot::Sender<Result<bool, StoreError>>);
+
+/// Writes the saves of this worker's concurrent runs: whatever has gathered goes in one
+/// transaction (on SQLite every write waits for the one writer, so one commit per save would
+/// cap a worker at the writer's commit rate). Each run still waits for its own save to commit
+/// before it starts anything that depends on it. If a batch fails, each save is retried alone
+/// so one bad save cannot fail the others.
+async fn save_loop(store: Store, worker: String, mut rx: mpsc::Receiver<PendingSave>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < SAVE_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (saves, replies): (Vec<RunSave>, Vec<_>) = batch.into_iter().unzip();
+        match store.save_runs(&worker, &saves).await {
+            Ok(held) => {
+                for (reply, h) in replies.into_iter().zip(held) {
+                    let _ = reply.send(Ok(h));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, saves = saves.len(), "batched save failed; saving one by one");
+                for (save, reply) in saves.into_iter().zip(replies) {
+                    let result = store
+                        .save_runs(&worker, std::slice::from_ref(&save))
+                        .await
+                        .map(|h| h.first().copied().unwrap_or(false));
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+}
 
 /// Runs a worker until `stop` turns true; runs in progress are finished or handed back.
 /// With `playbooks_dir`, the directory loader runs beside it.
@@ -79,6 +121,7 @@ impl Worker {
             registry,
             catalog: Catalog::builtin(),
             playbooks: Mutex::new(HashMap::new()),
+            saves: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -104,6 +147,16 @@ impl Worker {
                 }
                 continue;
             }
+            if free < slots / 2 {
+                // Claim for several freed slots at once (one claim transaction per group, not
+                // per slot), waiting briefly for more runs to finish.
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(2),
+                    sem.acquire_many((slots / 2) as u32),
+                )
+                .await;
+            }
+            let free = sem.available_permits();
             let mut claimed = 0;
             {
                 match self
@@ -284,6 +337,21 @@ impl Worker {
         state: &RunState,
         step: Option<NewStep>,
     ) -> Result<(), Stop> {
+        self.save_as(run_id, state, step, false).await
+    }
+
+    /// Saves the final state and finishes the job in the same transaction.
+    async fn save_done(&self, run_id: Uuid, state: &RunState) -> Result<(), Stop> {
+        self.save_as(run_id, state, None, true).await
+    }
+
+    async fn save_as(
+        &self,
+        run_id: Uuid,
+        state: &RunState,
+        step: Option<NewStep>,
+        done: bool,
+    ) -> Result<(), Stop> {
         let progress = RunProgress {
             status: state.status.as_str().to_owned(),
             state: serde_json::to_value(state).map_err(|e| Stop::Job(e.to_string()))?,
@@ -291,10 +359,34 @@ impl Worker {
             error: state.error.clone(),
             step,
         };
-        self.store
-            .save_run(run_id, &self.config.node_id, progress)
+        let saves = self
+            .saves
+            .get_or_init(|| async {
+                let (tx, rx) = mpsc::channel(SAVE_BATCH * 4);
+                tokio::spawn(save_loop(
+                    self.store.clone(),
+                    self.config.node_id.clone(),
+                    rx,
+                ));
+                tx
+            })
+            .await;
+        let (reply, answer) = oneshot::channel();
+        let save = RunSave {
+            run_id,
+            progress,
+            done,
+        };
+        saves
+            .send((save, reply))
             .await
-            .map_err(Stop::from)
+            .map_err(|_| Stop::Job("the save writer stopped".into()))?;
+        match answer.await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(Stop::Lost),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(Stop::Job("the save writer stopped".into())),
+        }
     }
 
     async fn release(&self, job: &ClaimedJob, how: JobRelease) -> Result<(), Stop> {
@@ -437,10 +529,7 @@ impl Worker {
                         return self.release(job, JobRelease::Parked { approval }).await;
                     }
                 },
-                Advance::Finished { .. } => {
-                    self.save(run_id, &state, None).await?;
-                    return self.release(job, JobRelease::Done).await;
-                }
+                Advance::Finished { .. } => return self.save_done(run_id, &state).await,
             }
             if *stop.borrow() && inflight.is_empty() {
                 // Shutting down: hand the run back at a save point.

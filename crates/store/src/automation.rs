@@ -174,6 +174,15 @@ pub struct NewStep {
     pub finished_at: DateTime<Utc>,
 }
 
+/// One save of [`AutomationStore::save_runs`].
+#[derive(Debug, Clone)]
+pub struct RunSave {
+    pub run_id: Uuid,
+    pub progress: RunProgress,
+    /// The run is over: its job is deleted in the same transaction.
+    pub done: bool,
+}
+
 /// What a worker saves after each step: the run's new state and status, and the attempt that
 /// produced it, in one transaction.
 #[derive(Debug, Clone)]
@@ -947,61 +956,21 @@ macro_rules! impl_automation {
 
                 async fn save_run(&self, run_id: Uuid, worker: &str, p: RunProgress) -> StoreResult<()> {
                     let mut tx = self.begin_write().await?;
-                    // The run's job carries its tenant: one read checks the lease and gives it.
-                    let held: Option<(Option<Uuid>,)> = sqlx::query_as(concat!(
-                        "SELECT tenant_id FROM jobs WHERE run_id = $1 AND locked_by = $2",
-                        $for_update
-                    ))
-                    .bind(run_id)
-                    .bind(worker)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((tenant,)) = held else {
+                    if !Self::save_in(&mut tx, run_id, worker, &p, false).await? {
                         return Err(StoreError::State("this worker no longer holds the run (lease lost or run cancelled)".into()));
-                    };
-                    let tenant = tenant.ok_or_else(|| StoreError::Corrupt(format!("the job of run {run_id} has no tenant")))?;
-                    let now = bulwark_core::time::now();
-                    if let Some(step) = &p.step {
-                        let ms = (step.finished_at - step.started_at).num_milliseconds().clamp(0, i64::from(i32::MAX));
-                        sqlx::query(
-                            "INSERT INTO run_steps (id, run_id, tenant_id, ref, item_index, attempt, action, status, input, output, \
-                             error, worker, started_at, finished_at, duration_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                        )
-                        .bind(Uuid::now_v7())
-                        .bind(run_id)
-                        .bind(tenant)
-                        .bind(&step.step_ref)
-                        .bind(step.item_index)
-                        .bind(step.attempt)
-                        .bind(&step.action)
-                        .bind(&step.status)
-                        .bind(Json(&step.input))
-                        .bind(step.output.as_ref().map(Json))
-                        .bind(step.error.clone())
-                        .bind(worker)
-                        .bind(step.started_at)
-                        .bind(step.finished_at)
-                        .bind(ms as i32)
-                        .execute(&mut *tx)
-                        .await?;
                     }
-                    let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
-                    sqlx::query(
-                        "UPDATE playbook_runs SET status = $1, state = $2, outputs = $3, error = $4, \
-                         started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5 WHERE id = $7",
-                    )
-                    .bind(&p.status)
-                    .bind(Json(&p.state))
-                    .bind(p.outputs.as_ref().map(Json))
-                    .bind(p.error.clone())
-                    .bind(now)
-                    .bind(finished)
-                    .bind(run_id)
-                    .execute(&mut *tx)
-                    .await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn save_runs(&self, worker: &str, saves: &[RunSave]) -> StoreResult<Vec<bool>> {
+                    let mut tx = self.begin_write().await?;
+                    let mut held = Vec::with_capacity(saves.len());
+                    for s in saves {
+                        held.push(Self::save_in(&mut tx, s.run_id, worker, &s.progress, s.done).await?);
+                    }
+                    tx.commit().await?;
+                    Ok(held)
                 }
 
                 async fn claim_jobs(&self, worker: &str, kinds: &[&str], limit: i64, lease: std::time::Duration) -> StoreResult<Vec<ClaimedJob>> {
@@ -1470,6 +1439,72 @@ macro_rules! impl_automation {
 
             impl $store {
                 /// Inserts runs and their jobs (the ingest transaction calls this too).
+                /// One save inside `tx`; `false` (nothing written) when `worker` does not hold
+                /// the run's job. `done`: the job is finished too (deleted).
+                async fn save_in(tx: &mut Tx, run_id: Uuid, worker: &str, p: &RunProgress, done: bool) -> StoreResult<bool> {
+                    // The run's job carries its tenant: one read checks the lease and gives it.
+                    let held: Option<(Option<Uuid>,)> = sqlx::query_as(concat!(
+                        "SELECT tenant_id FROM jobs WHERE run_id = $1 AND locked_by = $2",
+                        $for_update
+                    ))
+                    .bind(run_id)
+                    .bind(worker)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    let Some((tenant,)) = held else {
+                        return Ok(false);
+                    };
+                    let tenant = tenant.ok_or_else(|| StoreError::Corrupt(format!("the job of run {run_id} has no tenant")))?;
+                    let now = bulwark_core::time::now();
+                    if let Some(step) = &p.step {
+                        let ms = (step.finished_at - step.started_at).num_milliseconds().clamp(0, i64::from(i32::MAX));
+                        sqlx::query(
+                            "INSERT INTO run_steps (id, run_id, tenant_id, ref, item_index, attempt, action, status, input, output, \
+                             error, worker, started_at, finished_at, duration_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                        )
+                        .bind(Uuid::now_v7())
+                        .bind(run_id)
+                        .bind(tenant)
+                        .bind(&step.step_ref)
+                        .bind(step.item_index)
+                        .bind(step.attempt)
+                        .bind(&step.action)
+                        .bind(&step.status)
+                        .bind(Json(&step.input))
+                        .bind(step.output.as_ref().map(Json))
+                        .bind(step.error.clone())
+                        .bind(worker)
+                        .bind(step.started_at)
+                        .bind(step.finished_at)
+                        .bind(ms as i32)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
+                    sqlx::query(
+                        "UPDATE playbook_runs SET status = $1, state = $2, outputs = $3, error = $4, \
+                         started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5 WHERE id = $7",
+                    )
+                    .bind(&p.status)
+                    .bind(Json(&p.state))
+                    .bind(p.outputs.as_ref().map(Json))
+                    .bind(p.error.clone())
+                    .bind(now)
+                    .bind(finished)
+                    .bind(run_id)
+                    .execute(&mut **tx)
+                    .await?;
+                    if done {
+                        sqlx::query("DELETE FROM jobs WHERE run_id = $1 AND locked_by = $2")
+                            .bind(run_id)
+                            .bind(worker)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok(true)
+                }
+
                 pub(crate) async fn insert_runs(tx: &mut Tx, runs: &[NewRun]) -> StoreResult<Vec<Uuid>> {
                     let now = bulwark_core::time::now();
                     let ids: Vec<Uuid> = runs.iter().map(|_| Uuid::now_v7()).collect();

@@ -622,6 +622,15 @@ pub trait AutomationStore {
         progress: automation::RunProgress,
     ) -> StoreResult<()>;
 
+    /// Several saves (of runs `worker` holds) in one transaction: group commit for a worker's
+    /// concurrent runs. Per save, `false` when the worker no longer holds that run (nothing of
+    /// it written); the others are written regardless.
+    async fn save_runs(
+        &self,
+        worker: &str,
+        saves: &[automation::RunSave],
+    ) -> StoreResult<Vec<bool>>;
+
     /// Claims up to `limit` ready jobs of `kinds` for `lease`.
     async fn claim_jobs(
         &self,
