@@ -1045,6 +1045,25 @@ async fn approvals_are_listed_and_decided_over_http_and_the_run_goes_on() {
         )
         .await;
     assert_eq!(r.body["status"], "approved");
+    // The alert's timeline shows the approval with its outcome.
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/alerts/{alert}/activities"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let approvals: Vec<&Value> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "approval" && i["id"] == ap["id"])
+        .collect();
+    assert_eq!(approvals.len(), 1, "{}", r.body);
+    assert_eq!(approvals[0]["new_value"], "approved");
+    assert_eq!(approvals[0]["old_value"], "contain ssh brute force?");
 
     // Rejected → the run fails.
     let (run, ap) = started(simple.clone()).await;

@@ -588,6 +588,46 @@ actions:
         "{text}"
     );
 
+    // The alert's timeline shows the run, each action attempt and what the actions changed.
+    let r = app
+        .admin(Method::GET, &format!("/api/v1/alerts/{alert}/activities"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let items = r.body["items"].as_array().expect("items").clone();
+    let of = |kind: &str| -> Vec<Value> {
+        items
+            .iter()
+            .filter(|i| i["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let run = of("playbook_run");
+    assert_eq!(run.len(), 1, "{items:?}");
+    assert_eq!(run[0]["new_value"], "succeeded");
+    assert_eq!(run[0]["old_value"], "alert.created");
+    assert_eq!(run[0]["actor_name"], "ssh-bruteforce-triage");
+    let steps: Vec<String> = of("playbook_step")
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["old_value"].as_str().unwrap_or(""),
+                s["new_value"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "tag (alert.update) succeeded",
+            "note (alert.comment) succeeded"
+        ]
+    );
+    assert!(
+        !of("tags").is_empty(),
+        "the action's own change is on the timeline: {items:?}"
+    );
+
     // Disabled through the API: the next matching alert starts nothing.
     let r = app
         .admin(Method::POST, &format!("/api/v1/playbooks/{pb}/disable"))

@@ -51,7 +51,10 @@ pub struct Activity {
     pub id: Uuid,
     pub alert_id: Uuid,
     /// `created`, `status`, `severity`, `determination`, `resolve_reason`, `assignee`, `tags`,
-    /// `comment`, `comment_edited`, `deleted`, `incident_linked`, `incident_unlinked`.
+    /// `comment`, `comment_edited`, `deleted`, `incident_linked`, `incident_unlinked`; from
+    /// automation: `playbook_run` (old: trigger, new: the run's status), `playbook_step`
+    /// (old: `ref (action)`, new: the attempt's status) and `approval` (old: its message, new:
+    /// its status), each with the playbook's name as actor.
     pub kind: String,
     pub old_value: Option<String>,
     pub new_value: Option<String>,
@@ -564,6 +567,25 @@ macro_rules! impl_alert_triage {
                     qb.push(
                         " UNION ALL SELECT id, alert_id, kind, old_value, new_value, actor_kind, actor_id, actor_name, \
                          created_at FROM alert_activities WHERE alert_id = ",
+                    );
+                    qb.push_bind(id);
+                    // Automation on this alert: each run, each action attempt, each approval.
+                    qb.push(
+                        " UNION ALL SELECT r.id, r.alert_id, 'playbook_run' AS kind, r.trigger AS old_value, \
+                         r.status AS new_value, 'playbook' AS actor_kind, NULL AS actor_id, r.playbook_name AS actor_name, \
+                         r.created_at FROM playbook_runs r WHERE r.alert_id = ",
+                    );
+                    qb.push_bind(id);
+                    qb.push(
+                        " UNION ALL SELECT s.id, r.alert_id, 'playbook_step' AS kind, s.ref || ' (' || s.action || ')' AS old_value, \
+                         s.status AS new_value, 'playbook' AS actor_kind, NULL AS actor_id, r.playbook_name AS actor_name, \
+                         s.started_at AS created_at FROM run_steps s JOIN playbook_runs r ON r.id = s.run_id WHERE r.alert_id = ",
+                    );
+                    qb.push_bind(id);
+                    qb.push(
+                        " UNION ALL SELECT a.id, r.alert_id, 'approval' AS kind, a.message AS old_value, \
+                         a.status AS new_value, 'playbook' AS actor_kind, NULL AS actor_id, a.playbook_name AS actor_name, \
+                         a.created_at FROM approvals a JOIN playbook_runs r ON r.id = a.run_id WHERE r.alert_id = ",
                     );
                     qb.push_bind(id);
                     qb.push(") act");
