@@ -663,7 +663,7 @@ mod tests {
                 c.worker_lease_secs,
                 c.worker_poll_interval_ms
             ),
-            (8, 30, 250)
+            (32, 30, 250)
         );
         assert!(c.http_allow.is_empty() && c.playbooks_dir.is_none());
         let dir = tempfile::tempdir().expect("dir");
