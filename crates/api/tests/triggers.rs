@@ -336,7 +336,7 @@ async fn alert_and_incident_changes_start_their_playbooks() {
                 {"on": "incident.created", "if": "incident.severity == \"critical\""},
                 {"on": "incident.updated", "if": "incident.status == \"contained\""}
             ],
-            "actions": [{"ref": "x", "action": "set", "args": {"values": {"a": 1}}}]
+            "actions": [{"ref": "x", "action": "script", "args": {"source": "40 + 2"}}]
         }),
     )
     .await;
@@ -449,6 +449,57 @@ async fn alert_and_incident_changes_start_their_playbooks() {
         2,
         "the low one started nothing"
     );
+
+    // The worker runs it; the incident's timeline shows the run and its action attempt.
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(bulwark_engine::run_worker(
+        app.store.clone(),
+        bulwark_engine::EngineConfig {
+            poll_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        },
+        rx,
+    ));
+    let timeline = format!("/api/v1/incidents/{incident}/timeline");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let items = loop {
+        let r = app.admin(Method::GET, &timeline).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let items = r.body["items"].as_array().expect("items").clone();
+        let run = items.iter().find(|i| i["kind"] == "playbook_run").cloned();
+        if run
+            .as_ref()
+            .is_some_and(|r| r["detail"]["status"] == "succeeded")
+        {
+            break items;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run did not finish: {items:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(true);
+    let _ = worker.await;
+    let run = items
+        .iter()
+        .find(|i| i["kind"] == "playbook_run")
+        .expect("run item");
+    assert_eq!(run["detail"]["trigger"], "incident.created");
+    assert_eq!(run["actor"]["name"], "on-critical-incident");
+    let steps: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["kind"] == "playbook_step")
+        .collect();
+    assert_eq!(steps.len(), 1, "{items:?}");
+    assert_eq!(steps[0]["detail"]["step"], "x (script)");
+    assert_eq!(steps[0]["detail"]["status"], "succeeded");
+    // The kind filter knows the new kinds.
+    let r = app
+        .admin(Method::GET, &format!("{timeline}?kind=playbook_step"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["items"].as_array().expect("items").len(), 1);
 }
 
 #[tokio::test]

@@ -416,7 +416,7 @@ impl Config {
             "BULWARK_WORKER_CONCURRENCY",
             "worker_concurrency",
             f.worker_concurrency,
-            32,
+            64,
             1..=256,
         )?;
         let worker_lease_secs = number(
@@ -663,7 +663,7 @@ mod tests {
                 c.worker_lease_secs,
                 c.worker_poll_interval_ms
             ),
-            (32, 30, 250)
+            (64, 30, 250)
         );
         assert!(c.http_allow.is_empty() && c.playbooks_dir.is_none());
         let dir = tempfile::tempdir().expect("dir");

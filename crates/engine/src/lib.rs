@@ -75,7 +75,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             node_id: format!("worker-{}", uuid::Uuid::now_v7().simple()),
-            concurrency: 32,
+            concurrency: 64,
             step_concurrency: 8,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),

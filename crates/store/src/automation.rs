@@ -964,13 +964,90 @@ macro_rules! impl_automation {
                 }
 
                 async fn save_runs(&self, worker: &str, saves: &[RunSave]) -> StoreResult<Vec<bool>> {
+                    if saves.is_empty() {
+                        return Ok(Vec::new());
+                    }
                     let mut tx = self.begin_write().await?;
-                    let mut held = Vec::with_capacity(saves.len());
+                    // Statements per batch, not per save: one read of the leases held (locking
+                    // the job rows on PostgreSQL, as a single save does), one update per run,
+                    // one insert of all attempts, one delete of the finished jobs.
+                    let mut held: std::collections::HashMap<Uuid, Option<Uuid>> = std::collections::HashMap::new();
+                    for chunk in saves.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new("SELECT run_id, tenant_id FROM jobs WHERE locked_by = ");
+                        qb.push_bind(worker.to_string()).push(" AND run_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for s in chunk {
+                            sep.push_bind(s.run_id);
+                        }
+                        qb.push(")").push($for_update);
+                        let rows: Vec<(Uuid, Option<Uuid>)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                        held.extend(rows);
+                    }
+                    let now = bulwark_core::time::now();
+                    let mut steps = Vec::new();
+                    let mut done = Vec::new();
                     for s in saves {
-                        held.push(Self::save_in(&mut tx, s.run_id, worker, &s.progress, s.done).await?);
+                        let Some(tenant) = held.get(&s.run_id) else { continue };
+                        let tenant = tenant.ok_or_else(|| StoreError::Corrupt(format!("the job of run {} has no tenant", s.run_id)))?;
+                        let p = &s.progress;
+                        let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
+                        sqlx::query(
+                            "UPDATE playbook_runs SET status = $1, state = $2, outputs = $3, error = $4, \
+                             started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5 WHERE id = $7",
+                        )
+                        .bind(&p.status)
+                        .bind(Json(&p.state))
+                        .bind(p.outputs.as_ref().map(Json))
+                        .bind(p.error.clone())
+                        .bind(now)
+                        .bind(finished)
+                        .bind(s.run_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if let Some(step) = &p.step {
+                            steps.push((s.run_id, tenant, step));
+                        }
+                        if s.done {
+                            done.push(s.run_id);
+                        }
+                    }
+                    for chunk in steps.chunks(200) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO run_steps (id, run_id, tenant_id, ref, item_index, attempt, action, status, input, output, \
+                             error, worker, started_at, finished_at, duration_ms) ",
+                        );
+                        qb.push_values(chunk, |mut b, (run_id, tenant, step)| {
+                            let ms = (step.finished_at - step.started_at).num_milliseconds().clamp(0, i64::from(i32::MAX));
+                            b.push_bind(Uuid::now_v7())
+                                .push_bind(*run_id)
+                                .push_bind(*tenant)
+                                .push_bind(step.step_ref.clone())
+                                .push_bind(step.item_index)
+                                .push_bind(step.attempt)
+                                .push_bind(step.action.clone())
+                                .push_bind(step.status.clone())
+                                .push_bind(Json(step.input.clone()))
+                                .push_bind(step.output.clone().map(Json))
+                                .push_bind(step.error.clone())
+                                .push_bind(worker.to_string())
+                                .push_bind(step.started_at)
+                                .push_bind(step.finished_at)
+                                .push_bind(ms as i32);
+                        });
+                        qb.build().execute(&mut *tx).await?;
+                    }
+                    for chunk in done.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE locked_by = ");
+                        qb.push_bind(worker.to_string()).push(" AND run_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        qb.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
-                    Ok(held)
+                    Ok(saves.iter().map(|s| held.contains_key(&s.run_id)).collect())
                 }
 
                 async fn claim_jobs(&self, worker: &str, kinds: &[&str], limit: i64, lease: std::time::Duration) -> StoreResult<Vec<ClaimedJob>> {

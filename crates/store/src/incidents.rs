@@ -163,7 +163,8 @@ pub struct LinkResult {
 }
 
 /// Kinds of timeline items. The incident's own events keep the kind they were stored with;
-/// the last three come from linked alerts and comments. (`comment_added` events are stored but
+/// `alert_arrived`, `comment` and `alert_activity` come from linked alerts and comments, the last
+/// three from automation on the incident (its runs, each action attempt, approvals). (`comment_added` events are stored but
 /// not listed: the comment itself is the timeline item.)
 pub const TIMELINE_KINDS: &[&str] = &[
     "created",
@@ -179,6 +180,9 @@ pub const TIMELINE_KINDS: &[&str] = &[
     "alert_arrived",
     "comment",
     "alert_activity",
+    "playbook_run",
+    "playbook_step",
+    "approval",
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -674,6 +678,9 @@ impl TimelineRow {
             "alert_activity" => {
                 json!({"activity": self.a, "old_value": self.b, "new_value": self.c})
             }
+            "playbook_run" => json!({"run_id": self.id, "trigger": self.a, "status": self.b}),
+            "playbook_step" => json!({"step": self.a, "status": self.b, "error": self.c}),
+            "approval" => json!({"approval_id": self.id, "message": self.a, "status": self.b}),
             _ => {
                 let d = parse(&self.detail);
                 if d.is_null() { json!({}) } else { d }
@@ -1571,7 +1578,12 @@ macro_rules! impl_incidents {
                     let event_kinds: Vec<&str> = TIMELINE_KINDS
                         .iter()
                         .copied()
-                        .filter(|k| !matches!(*k, "alert_arrived" | "comment" | "alert_activity") && wants(k))
+                        .filter(|k| {
+                            !matches!(
+                                *k,
+                                "alert_arrived" | "comment" | "alert_activity" | "playbook_run" | "playbook_step" | "approval"
+                            ) && wants(k)
+                        })
                         .collect();
                     let limit = i64::from(f.limit);
                     let keyset = |qb: &mut QueryBuilder<$db>, at: &str, idc: &str| {
@@ -1658,6 +1670,51 @@ macro_rules! impl_incidents {
                         keyset(&mut qb, "aa.created_at", "aa.id");
                         qb.push(" ORDER BY aa.created_at, aa.id LIMIT ").push_bind(limit);
                         qb.push(") t4");
+                    }
+                    // Automation on the incident: its runs, each action attempt, approvals.
+                    let automation: [(&str, &str, &str, &str, &str); 3] = [
+                        (
+                            "playbook_run",
+                            "SELECT r.created_at AS at, r.id AS id, 'playbook_run' AS kind, 'playbook' AS actor_kind, \
+                             CAST(NULL AS TEXT) AS actor_id, r.playbook_name AS actor_name, r.alert_id AS alert_id, \
+                             CAST(NULL AS TEXT) AS detail, r.trigger AS a, r.status AS b, CAST(NULL AS TEXT) AS c, \
+                             CAST(NULL AS timestamptz) AS at2 FROM playbook_runs r WHERE r.incident_id = ",
+                            "r.created_at",
+                            "r.id",
+                            ") t5",
+                        ),
+                        (
+                            "playbook_step",
+                            "SELECT s.started_at AS at, s.id AS id, 'playbook_step' AS kind, 'playbook' AS actor_kind, \
+                             CAST(NULL AS TEXT) AS actor_id, r.playbook_name AS actor_name, r.alert_id AS alert_id, \
+                             CAST(NULL AS TEXT) AS detail, s.ref || ' (' || s.action || ')' AS a, s.status AS b, s.error AS c, \
+                             CAST(NULL AS timestamptz) AS at2 FROM run_steps s JOIN playbook_runs r ON r.id = s.run_id \
+                             WHERE r.incident_id = ",
+                            "s.started_at",
+                            "s.id",
+                            ") t6",
+                        ),
+                        (
+                            "approval",
+                            "SELECT ap.created_at AS at, ap.id AS id, 'approval' AS kind, 'playbook' AS actor_kind, \
+                             CAST(NULL AS TEXT) AS actor_id, ap.playbook_name AS actor_name, r.alert_id AS alert_id, \
+                             CAST(NULL AS TEXT) AS detail, ap.message AS a, ap.status AS b, CAST(NULL AS TEXT) AS c, \
+                             CAST(NULL AS timestamptz) AS at2 FROM approvals ap JOIN playbook_runs r ON r.id = ap.run_id \
+                             WHERE r.incident_id = ",
+                            "ap.created_at",
+                            "ap.id",
+                            ") t7",
+                        ),
+                    ];
+                    for (kind, select, at, idc, alias) in automation {
+                        if !wants(kind) {
+                            continue;
+                        }
+                        arm(&mut qb);
+                        qb.push(select).push_bind(id);
+                        keyset(&mut qb, at, idc);
+                        qb.push(format_args!(" ORDER BY {at}, {idc} LIMIT ")).push_bind(limit);
+                        qb.push(alias);
                     }
                     if arms == 0 {
                         return Ok(Vec::new());

@@ -730,3 +730,118 @@ async fn a_schedule_slot_fires_once_even_when_schedulers_race() {
     // A slot that is not the row's current one fires nothing.
     assert!(s.fire_schedule(&fire).await.expect("stale").is_none());
 }
+
+#[tokio::test]
+async fn batched_saves_write_only_the_runs_the_worker_holds_and_finish_jobs() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    let pb = s
+        .create_playbook(
+            &ChangeCtx::system("t"),
+            &Scope::AllTenants,
+            t,
+            write("pb", None),
+        )
+        .await
+        .expect("pb");
+    let runs = s
+        .create_runs(&[run_of(t, pb.id), run_of(t, pb.id), run_of(t, pb.id)])
+        .await
+        .expect("runs");
+    let claimed = s
+        .claim_jobs("w", &[JOB_PLAYBOOK_RUN], 10, LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 3);
+    // The second run is cancelled meanwhile: its job is gone, the worker no longer holds it.
+    s.cancel_run(&ChangeCtx::system("t"), &Scope::AllTenants, runs[1])
+        .await
+        .expect("cancel");
+    let step = |r: &str| bulwark_store::automation::NewStep {
+        step_ref: r.into(),
+        item_index: None,
+        attempt: 1,
+        action: "script".into(),
+        status: "succeeded".into(),
+        input: json!({"n": 1}),
+        output: Some(json!(2)),
+        error: None,
+        started_at: bulwark_core::time::now(),
+        finished_at: bulwark_core::time::now(),
+    };
+    let save = |run: Uuid, status: &str, done: bool| bulwark_store::automation::RunSave {
+        run_id: run,
+        progress: RunProgress {
+            step: Some(step("a")),
+            ..progress(status)
+        },
+        done,
+    };
+    let held = s
+        .save_runs(
+            "w",
+            &[
+                save(runs[0], "running", false),
+                save(runs[1], "running", false),
+                save(runs[2], "succeeded", true),
+            ],
+        )
+        .await
+        .expect("save");
+    assert_eq!(held, vec![true, false, true]);
+    let steps = |run: Uuid| {
+        let s = Arc::clone(&s);
+        async move {
+            s.run_steps(&Scope::AllTenants, run)
+                .await
+                .expect("steps")
+                .len()
+        }
+    };
+    assert_eq!(steps(runs[0]).await, 1);
+    assert_eq!(
+        steps(runs[1]).await,
+        0,
+        "nothing written for a run the worker lost"
+    );
+    assert_eq!(steps(runs[2]).await, 1);
+    let status = |run: Uuid| {
+        let s = Arc::clone(&s);
+        async move {
+            s.get_run(&Scope::AllTenants, run)
+                .await
+                .expect("run")
+                .status
+        }
+    };
+    assert_eq!(status(runs[0]).await, "running");
+    assert_eq!(
+        status(runs[1]).await,
+        "cancelled",
+        "the cancel is not overwritten"
+    );
+    assert_eq!(status(runs[2]).await, "succeeded");
+    // The finished run's job is gone with its save; the running one's is still held.
+    let left: i64 = s
+        .job_counts()
+        .await
+        .expect("jobs")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(left, 1);
+    assert!(
+        s.heartbeat(
+            claimed
+                .iter()
+                .find(|j| j.run_id == Some(runs[0]))
+                .expect("job")
+                .id,
+            "w",
+            LEASE
+        )
+        .await
+        .expect("beat")
+    );
+}
