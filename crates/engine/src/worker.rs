@@ -473,12 +473,23 @@ impl Worker {
         let step_slots = Arc::new(Semaphore::new(self.config.step_concurrency.max(1)));
         let mut inflight: JoinSet<(Step, DateTime<Utc>, StepOutcome)> = JoinSet::new();
         let sandbox = Sandbox::shared();
+        // The attempt that finished last, recorded in `state` but not saved yet: it is saved
+        // before anything else happens, and together with the final state when it was the
+        // last one (one commit less per run).
+        let mut pending: Option<NewStep> = None;
         loop {
             if lost.load(Ordering::SeqCst) {
                 inflight.abort_all();
                 return Err(Stop::Lost);
             }
-            match state.advance(&pb, sandbox, Utc::now()) {
+            let next = state.advance(&pb, sandbox, Utc::now());
+            if let Some(step) = pending.take() {
+                if matches!(next, Advance::Finished { .. }) {
+                    return self.save_as(run_id, &state, Some(step), true).await;
+                }
+                self.save(run_id, &state, Some(step)).await?;
+            }
+            match next {
                 Advance::Steps(steps) => {
                     for step in steps {
                         if step.action == "approval" {
@@ -501,8 +512,7 @@ impl Worker {
                 }
                 Advance::Busy => match inflight.join_next().await {
                     Some(Ok((step, started, outcome))) => {
-                        self.finish_step(&run, &mut state, &step, started, outcome)
-                            .await?;
+                        pending = Some(Self::record_step(&mut state, &step, started, outcome)?);
                     }
                     Some(Err(e)) => return Err(Stop::Job(format!("step task failed: {e}"))),
                     None => return Err(Stop::Job("busy with no step in flight".into())),
@@ -533,7 +543,7 @@ impl Worker {
             }
             if *stop.borrow() && inflight.is_empty() {
                 // Shutting down: hand the run back at a save point.
-                self.save(run_id, &state, None).await?;
+                self.save(run_id, &state, pending.take()).await?;
                 return self.release(job, JobRelease::At(Utc::now())).await;
             }
         }
@@ -548,6 +558,17 @@ impl Worker {
         started: DateTime<Utc>,
         outcome: StepOutcome,
     ) -> Result<(), Stop> {
+        let rec = Self::record_step(state, step, started, outcome)?;
+        self.save(run.id, state, Some(rec)).await
+    }
+
+    /// Records an outcome in the run state; the attempt to save with it.
+    fn record_step(
+        state: &mut RunState,
+        step: &Step,
+        started: DateTime<Utc>,
+        outcome: StepOutcome,
+    ) -> Result<NewStep, Stop> {
         let (status, output, error) = match &outcome {
             StepOutcome::Succeeded { output } => ("succeeded", Some(output.clone()), None),
             StepOutcome::Failed { error, .. } => ("failed", None, Some(error.clone())),
@@ -568,7 +589,7 @@ impl Worker {
             started_at: started,
             finished_at: Utc::now(),
         };
-        self.save(run.id, state, Some(rec)).await
+        Ok(rec)
     }
 
     fn context(&self, run: &RunRecord, step: &Step) -> ActionContext {

@@ -5,9 +5,10 @@
 //! `input`; the script's final expression becomes the JSON result.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use rhai::packages::{Package, StandardPackage};
 use rhai::{AST, Dynamic, Engine, Scope};
 use serde_json::Value;
 
@@ -76,8 +77,17 @@ impl fmt::Debug for CompiledScript {
 
 const TIMEOUT_MARKER: &str = "__bulwark_script_timeout__";
 
+/// Rhai's standard library, built once: `Engine::new()` rebuilds it for every engine, which
+/// cost more than running a short script (an engine is made per run for its deadline).
+fn standard_library() -> rhai::Shared<rhai::Module> {
+    static LIB: OnceLock<rhai::Shared<rhai::Module>> = OnceLock::new();
+    LIB.get_or_init(|| StandardPackage::new().as_shared_module())
+        .clone()
+}
+
 fn engine(limits: &ScriptLimits, deadline: Option<Instant>) -> Engine {
-    let mut e = Engine::new();
+    let mut e = Engine::new_raw();
+    e.register_global_module(standard_library());
     e.set_max_operations(limits.max_operations.max(1));
     e.set_max_string_size(limits.max_string_size.max(1));
     e.set_max_array_size(limits.max_array_size.max(1));
