@@ -21,6 +21,22 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+/// What a run needs before it starts, read for a whole claim at once ([`Worker::prefetch`]).
+struct Prefetched {
+    run: RunRecord,
+    enabled: bool,
+    /// The alert the run starts from, as `get_alert` gives it (new runs only).
+    alert: Option<Value>,
+}
+
+/// Where a run's saves go, and whether its trigger context was saved by this drive.
+struct RunSaving {
+    run_id: Uuid,
+    /// Written with the first save of every drive (a resumed run's row may predate the
+    /// context column), left out after that.
+    context_saved: bool,
+}
+
 /// Why driving a run stopped early.
 #[derive(Debug)]
 enum Stop {
@@ -171,14 +187,16 @@ impl Worker {
                 {
                     Ok(jobs) => {
                         claimed = jobs.len();
+                        let mut loaded = self.prefetch(&jobs).await;
                         for job in jobs {
                             let Ok(permit) = sem.clone().acquire_owned().await else {
                                 break;
                             };
                             let me = self.clone();
                             let stop = stop.clone();
+                            let pre = job.run_id.and_then(|id| loaded.remove(&id));
                             tokio::spawn(async move {
-                                me.process(job, stop).await;
+                                me.process_loaded(job, pre, stop).await;
                                 drop(permit);
                             });
                         }
@@ -224,8 +242,66 @@ impl Worker {
         }
     }
 
+    /// Reads what the runs of claimed jobs need before they start, for the whole claim at
+    /// once: the runs with their playbooks' enabled flag (one query) and the alerts new runs
+    /// start from (three queries). Read per run, these were most of a short run's database
+    /// round trips. Whatever is missing here is read by the run itself.
+    async fn prefetch(&self, jobs: &[ClaimedJob]) -> HashMap<Uuid, Prefetched> {
+        let ids: Vec<Uuid> = jobs.iter().filter_map(|j| j.run_id).collect();
+        if ids.is_empty() {
+            return HashMap::new();
+        }
+        let runs = match self.store.runs_to_drive(&ids).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the claimed runs; each reads its own");
+                return HashMap::new();
+            }
+        };
+        let alert_ids: Vec<Uuid> = runs
+            .iter()
+            .filter(|(r, _)| r.state.is_none())
+            .filter_map(|(r, _)| r.alert_id)
+            .collect();
+        let mut alerts: HashMap<Uuid, bulwark_store::alerts::AlertDetail> = HashMap::new();
+        if !alert_ids.is_empty() {
+            let access = AlertAccess::unrestricted(Scope::AllTenants);
+            match self.store.get_alerts(&access, &alert_ids).await {
+                Ok(list) => alerts.extend(list.into_iter().map(|a| (a.summary.id, a))),
+                Err(e) => tracing::warn!(error = %e, "cannot read the claimed runs' alerts"),
+            }
+        }
+        runs.into_iter()
+            .map(|(run, enabled)| {
+                // Only the run's own tenant's alert (the store links them; checked anyway).
+                let alert = run
+                    .alert_id
+                    .and_then(|id| alerts.get(&id))
+                    .filter(|a| a.summary.tenant_id == run.tenant_id)
+                    .map(|a| serde_json::to_value(a).unwrap_or(Value::Null));
+                (
+                    run.id,
+                    Prefetched {
+                        run,
+                        enabled,
+                        alert,
+                    },
+                )
+            })
+            .collect()
+    }
+
     /// Works on one claimed job until the run finishes, waits, pauses or the lease is lost.
     pub async fn process(self: &Arc<Self>, job: ClaimedJob, stop: watch::Receiver<bool>) {
+        self.process_loaded(job, None, stop).await
+    }
+
+    async fn process_loaded(
+        self: &Arc<Self>,
+        job: ClaimedJob,
+        pre: Option<Prefetched>,
+        stop: watch::Receiver<bool>,
+    ) {
         let worker = self.config.node_id.clone();
         let Some(run_id) = job.run_id else {
             let _ = self
@@ -256,7 +332,7 @@ impl Worker {
                 }
             })
         };
-        let res = self.drive(&job, run_id, &lost, &stop).await;
+        let res = self.drive(&job, run_id, pre, &lost, &stop).await;
         beat.abort();
         match res {
             Ok(()) => {}
@@ -303,15 +379,16 @@ impl Worker {
         }
     }
 
-    async fn trigger_ctx(&self, run: &RunRecord) -> Result<Value, Stop> {
+    async fn trigger_ctx(&self, run: &RunRecord, alert: Option<Value>) -> Result<Value, Stop> {
         let access = AlertAccess::unrestricted(Scope::Tenants(vec![run.tenant_id]));
-        let alert = match run.alert_id {
-            Some(id) => match self.store.get_alert(&access, id).await {
+        let alert = match (alert, run.alert_id) {
+            (Some(alert), _) => alert,
+            (None, Some(id)) => match self.store.get_alert(&access, id).await {
                 Ok(a) => serde_json::to_value(a).unwrap_or(Value::Null),
                 Err(StoreError::NotFound) => Value::Null,
                 Err(e) => return Err(e.into()),
             },
-            None => Value::Null,
+            (None, None) => Value::Null,
         };
         let incident = match run.incident_id {
             Some(id) => match self.store.get_incident(&access, id).await {
@@ -333,32 +410,40 @@ impl Worker {
 
     async fn save(
         &self,
-        run_id: Uuid,
-        state: &RunState,
+        run: &mut RunSaving,
+        state: &mut RunState,
         step: Option<NewStep>,
     ) -> Result<(), Stop> {
-        self.save_as(run_id, state, step, false).await
+        self.save_as(run, state, step, false).await
     }
 
     /// Saves the final state and finishes the job in the same transaction.
-    async fn save_done(&self, run_id: Uuid, state: &RunState) -> Result<(), Stop> {
-        self.save_as(run_id, state, None, true).await
+    async fn save_done(&self, run: &mut RunSaving, state: &mut RunState) -> Result<(), Stop> {
+        self.save_as(run, state, None, true).await
     }
 
+    /// One save. The trigger context goes to the store once (with the run's first save) and
+    /// is left out of every saved state: it is most of the state's size and never changes.
     async fn save_as(
         &self,
-        run_id: Uuid,
-        state: &RunState,
+        run: &mut RunSaving,
+        state: &mut RunState,
         step: Option<NewStep>,
         done: bool,
     ) -> Result<(), Stop> {
+        let context = (!run.context_saved).then(|| state.trigger.clone());
+        let trigger = std::mem::take(&mut state.trigger);
+        let serialized = serde_json::to_value(&*state);
+        state.trigger = trigger;
         let progress = RunProgress {
             status: state.status.as_str().to_owned(),
-            state: serde_json::to_value(state).map_err(|e| Stop::Job(e.to_string()))?,
+            state: serialized.map_err(|e| Stop::Job(e.to_string()))?,
+            context,
             outputs: state.outputs.clone(),
             error: state.error.clone(),
             step,
         };
+        let run_id = run.run_id;
         let saves = self
             .saves
             .get_or_init(|| async {
@@ -382,7 +467,10 @@ impl Worker {
             .await
             .map_err(|_| Stop::Job("the save writer stopped".into()))?;
         match answer.await {
-            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(true)) => {
+                run.context_saved = true;
+                Ok(())
+            }
             Ok(Ok(false)) => Err(Stop::Lost),
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(Stop::Job("the save writer stopped".into())),
@@ -404,17 +492,25 @@ impl Worker {
         self: &Arc<Self>,
         job: &ClaimedJob,
         run_id: Uuid,
+        pre: Option<Prefetched>,
         lost: &AtomicBool,
         stop: &watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let run = match self.store.get_run(&Scope::AllTenants, run_id).await {
-            Ok(r) => r,
-            Err(StoreError::NotFound) => return self.release(job, JobRelease::Done).await,
-            Err(e) => return Err(e.into()),
+        let (run, enabled, alert) = match pre {
+            Some(p) => (p.run, Some(p.enabled), p.alert),
+            None => match self.store.get_run(&Scope::AllTenants, run_id).await {
+                Ok(r) => (r, None, None),
+                Err(StoreError::NotFound) => return self.release(job, JobRelease::Done).await,
+                Err(e) => return Err(e.into()),
+            },
         };
         if matches!(run.status.as_str(), "succeeded" | "failed" | "cancelled") {
             return self.release(job, JobRelease::Done).await;
         }
+        let mut saving = RunSaving {
+            run_id,
+            context_saved: false,
+        };
         let saved: Option<RunState> = match &run.state {
             Some(v) => Some(
                 serde_json::from_value(v.clone())
@@ -423,25 +519,28 @@ impl Worker {
             None => None,
         };
         // A playbook disabled or deleted since the run was queued: the run is cancelled.
-        let enabled = match self
-            .store
-            .get_playbook(&Scope::AllTenants, run.playbook_id)
-            .await
-        {
-            Ok(p) => p.enabled,
-            Err(StoreError::NotFound) => false,
-            Err(e) => return Err(e.into()),
+        let enabled = match enabled {
+            Some(enabled) => enabled,
+            None => match self
+                .store
+                .get_playbook(&Scope::AllTenants, run.playbook_id)
+                .await
+            {
+                Ok(p) => p.enabled,
+                Err(StoreError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            },
         };
         let pb = match self.load_playbook(&run).await {
             Ok(Ok(pb)) => Some(pb),
             Ok(Err(errors)) => {
                 // Should not happen (specs are validated on write): the run fails.
-                let state = failed_state(
+                let mut state = failed_state(
                     &run,
                     saved,
                     format!("the playbook does not parse: {errors}"),
                 );
-                self.save(run_id, &state, None).await?;
+                self.save(&mut saving, &mut state, None).await?;
                 return self.release(job, JobRelease::Done).await;
             }
             Err(Stop::Job(_)) if !enabled => None,
@@ -456,7 +555,7 @@ impl Worker {
             state.cancel();
             state.status = bulwark_playbook::RunStatus::Cancelled;
             state.error = Some("playbook disabled".into());
-            self.save(run_id, &state, None).await?;
+            self.save(&mut saving, &mut state, None).await?;
             return self.release(job, JobRelease::Done).await;
         }
         let Some(pb) = pb else {
@@ -467,7 +566,7 @@ impl Worker {
                 s.recover();
                 s
             }
-            None => RunState::new(&pb, run_id, self.trigger_ctx(&run).await?),
+            None => RunState::new(&pb, run_id, self.trigger_ctx(&run, alert).await?),
         };
         let run = Arc::new(run);
         let step_slots = Arc::new(Semaphore::new(self.config.step_concurrency.max(1)));
@@ -485,9 +584,11 @@ impl Worker {
             let next = state.advance(&pb, sandbox, Utc::now());
             if let Some(step) = pending.take() {
                 if matches!(next, Advance::Finished { .. }) {
-                    return self.save_as(run_id, &state, Some(step), true).await;
+                    return self
+                        .save_as(&mut saving, &mut state, Some(step), true)
+                        .await;
                 }
-                self.save(run_id, &state, Some(step)).await?;
+                self.save(&mut saving, &mut state, Some(step)).await?;
             }
             match next {
                 Advance::Steps(steps) => {
@@ -495,7 +596,7 @@ impl Worker {
                         if step.action == "approval" {
                             let started = Utc::now();
                             let (outcome, _) = self.approval_step(&run, &step).await?;
-                            self.finish_step(&run, &mut state, &step, started, outcome)
+                            self.finish_step(&mut saving, &mut state, &step, started, outcome)
                                 .await?;
                         } else {
                             let me = self.clone();
@@ -529,21 +630,23 @@ impl Worker {
                         }
                         continue;
                     }
-                    self.save(run_id, &state, None).await?;
+                    self.save(&mut saving, &mut state, None).await?;
                     return self.release(job, JobRelease::At(until)).await;
                 }
-                Advance::Paused => match self.resolve_paused(&run, &mut state).await? {
-                    None => continue,
-                    Some(approval) => {
-                        self.save(run_id, &state, None).await?;
-                        return self.release(job, JobRelease::Parked { approval }).await;
+                Advance::Paused => {
+                    match self.resolve_paused(&run, &mut saving, &mut state).await? {
+                        None => continue,
+                        Some(approval) => {
+                            self.save(&mut saving, &mut state, None).await?;
+                            return self.release(job, JobRelease::Parked { approval }).await;
+                        }
                     }
-                },
-                Advance::Finished { .. } => return self.save_done(run_id, &state).await,
+                }
+                Advance::Finished { .. } => return self.save_done(&mut saving, &mut state).await,
             }
             if *stop.borrow() && inflight.is_empty() {
                 // Shutting down: hand the run back at a save point.
-                self.save(run_id, &state, pending.take()).await?;
+                self.save(&mut saving, &mut state, pending.take()).await?;
                 return self.release(job, JobRelease::At(Utc::now())).await;
             }
         }
@@ -552,14 +655,14 @@ impl Worker {
     /// Records an outcome and saves it with the attempt (before anything depending on it starts).
     async fn finish_step(
         &self,
-        run: &RunRecord,
+        saving: &mut RunSaving,
         state: &mut RunState,
         step: &Step,
         started: DateTime<Utc>,
         outcome: StepOutcome,
     ) -> Result<(), Stop> {
         let rec = Self::record_step(state, step, started, outcome)?;
-        self.save(run.id, state, Some(rec)).await
+        self.save(saving, state, Some(rec)).await
     }
 
     /// Records an outcome in the run state; the attempt to save with it.
@@ -760,6 +863,7 @@ impl Worker {
     async fn resolve_paused(
         &self,
         run: &RunRecord,
+        saving: &mut RunSaving,
         state: &mut RunState,
     ) -> Result<Option<Uuid>, Stop> {
         let mut paused = Vec::new();
@@ -780,7 +884,7 @@ impl Worker {
             let Some(approval) = approval else {
                 let step = paused_step(run, &r, item, attempt);
                 self.finish_step(
-                    run,
+                    saving,
                     state,
                     &step,
                     Utc::now(),
@@ -798,7 +902,7 @@ impl Worker {
                 outcome => {
                     let step = paused_step(run, &r, item, attempt);
                     let started = approval.created_at;
-                    self.finish_step(run, state, &step, started, outcome)
+                    self.finish_step(saving, state, &step, started, outcome)
                         .await?;
                     progressed = true;
                 }

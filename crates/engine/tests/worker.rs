@@ -310,6 +310,7 @@ async fn a_crashed_worker_is_resumed_by_another() {
             RunProgress {
                 status: state.status.as_str().into(),
                 state: serde_json::to_value(&state).expect("state"),
+                context: None,
                 outputs: None,
                 error: None,
                 step: Some(NewStep {
@@ -354,6 +355,7 @@ async fn a_crashed_worker_is_resumed_by_another() {
             RunProgress {
                 status: "running".into(),
                 state: json!({}),
+                context: None,
                 outputs: None,
                 error: None,
                 step: None,

@@ -298,7 +298,9 @@ pub struct RunState {
     pub run_id: String,
     pub playbook: String,
     pub status: RunStatus,
-    /// `{"alert": .., "incident": .., "input": ..}` as given at the start.
+    /// `{"alert": .., "incident": .., "input": ..}` as given at the start. Left out of the
+    /// serialized state when null (a store may keep it apart, since it never changes).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub trigger: Value,
     pub actions: BTreeMap<String, ActionState>,
     #[serde(default)]

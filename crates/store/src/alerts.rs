@@ -522,6 +522,88 @@ macro_rules! impl_alerts {
                         incidents,
                     })
                 }
+
+                async fn get_alerts(&self, access: &AlertAccess, ids: &[Uuid]) -> StoreResult<Vec<AlertDetail>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let vis = self.alert_visibility(access).await?;
+                    let mut out: Vec<AlertDetail> = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new(format!(
+                            "SELECT {SUMMARY_COLUMNS}, alerts.description, alerts.severity_original, alerts.rule_id, \
+                             alerts.username, alerts.event_time, alerts.resolve_reason, alerts.acknowledged_at, \
+                             alerts.closed_at, alerts.normalized, alerts.raw_payload, alerts.latest_payload \
+                             FROM alerts WHERE alerts.deleted_at IS NULL AND alerts.id IN ("
+                        ));
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        push_alert_access(&mut qb, access, &vis, Self::ALERT_TAG_VALUES);
+                        let rows: Vec<DetailRow> = qb.build_query_as().fetch_all(&self.reader).await?;
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT l.alert_id, o.id, o.kind, o.value, o.is_private, o.sightings FROM alert_observables l \
+                             JOIN observables o ON o.id = l.observable_id WHERE l.alert_id IN (",
+                        );
+                        let mut sep = qb.separated(", ");
+                        for r in &rows {
+                            sep.push_bind(r.summary.id);
+                        }
+                        qb.push(") ORDER BY o.kind, o.value");
+                        let observables: Vec<(Uuid, Uuid, String, String, bool, i64)> =
+                            qb.build_query_as().fetch_all(&self.reader).await?;
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT l.alert_id, i.id, i.number, i.title, i.status, i.severity FROM incident_alerts l \
+                             JOIN incidents i ON i.id = l.incident_id WHERE i.deleted_at IS NULL AND l.alert_id IN (",
+                        );
+                        let mut sep = qb.separated(", ");
+                        for r in &rows {
+                            sep.push_bind(r.summary.id);
+                        }
+                        qb.push(") ORDER BY i.id");
+                        let incidents: Vec<(Uuid, Uuid, i64, String, String, String)> =
+                            qb.build_query_as().fetch_all(&self.reader).await?;
+                        let mut by_alert: std::collections::HashMap<Uuid, (Vec<AlertObservable>, Vec<crate::alert_triage::LinkedIncident>)> =
+                            std::collections::HashMap::new();
+                        for (alert, id, kind, value, is_private, sightings) in observables {
+                            by_alert.entry(alert).or_default().0.push(AlertObservable { id, kind, value, is_private, sightings });
+                        }
+                        for (alert, id, number, title, status, severity) in incidents {
+                            by_alert.entry(alert).or_default().1.push(crate::alert_triage::LinkedIncident {
+                                id,
+                                number,
+                                title,
+                                status,
+                                severity,
+                            });
+                        }
+                        for row in rows {
+                            let (observables, incidents) = by_alert.remove(&row.summary.id).unwrap_or_default();
+                            out.push(AlertDetail {
+                                summary: row.summary,
+                                description: row.description,
+                                severity_original: row.severity_original,
+                                rule_id: row.rule_id,
+                                username: row.username,
+                                event_time: row.event_time,
+                                resolve_reason: row.resolve_reason,
+                                acknowledged_at: row.acknowledged_at,
+                                closed_at: row.closed_at,
+                                normalized: row.normalized.0,
+                                raw_payload: row.raw_payload,
+                                latest_payload: row.latest_payload,
+                                observables,
+                                incidents,
+                            });
+                        }
+                    }
+                    Ok(out)
+                }
             }
         }
     };

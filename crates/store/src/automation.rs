@@ -188,7 +188,11 @@ pub struct RunSave {
 #[derive(Debug, Clone)]
 pub struct RunProgress {
     pub status: String,
+    /// The run state; its `trigger` may be left out when `context` carries it (or carried
+    /// it in an earlier save): reads put it back.
     pub state: Value,
+    /// The run's trigger context, written once (a later `None` keeps it).
+    pub context: Option<Value>,
     pub outputs: Option<Value>,
     pub error: Option<String>,
     pub step: Option<NewStep>,
@@ -365,6 +369,7 @@ pub(crate) struct RunRow {
     status: String,
     input: sqlx::types::Json<Value>,
     state: Option<sqlx::types::Json<Value>>,
+    context: Option<sqlx::types::Json<Value>>,
     outputs: Option<sqlx::types::Json<Value>>,
     error: Option<String>,
     requested_by: Option<String>,
@@ -387,7 +392,9 @@ impl RunRow {
             incident_id: self.incident_id,
             status: self.status,
             input: self.input.0,
-            state: self.state.map(|j| j.0),
+            state: self
+                .state
+                .map(|j| with_context(j.0, self.context.map(|c| c.0))),
             outputs: self.outputs.map(|j| j.0),
             error: self.error,
             requested_by: self.requested_by,
@@ -399,8 +406,18 @@ impl RunRow {
     }
 }
 
+/// A saved state with its trigger context put back (saved apart since migration 0015).
+fn with_context(mut state: Value, context: Option<Value>) -> Value {
+    if let (Some(context), Some(obj)) = (context, state.as_object_mut()) {
+        if obj.get("trigger").is_none_or(Value::is_null) {
+            obj.insert("trigger".into(), context);
+        }
+    }
+    state
+}
+
 pub(crate) const RUN_COLUMNS: &str = "id, tenant_id, playbook_id, playbook_name, playbook_version, trigger, \
-     alert_id, incident_id, status, input, state, outputs, error, requested_by, created_at, started_at, \
+     alert_id, incident_id, status, input, state, context, outputs, error, requested_by, created_at, started_at, \
      finished_at, updated_at";
 
 #[derive(sqlx::FromRow)]
@@ -911,6 +928,31 @@ macro_rules! impl_automation {
                     row.map(RunRow::into_record).ok_or(StoreError::NotFound)
                 }
 
+                async fn runs_to_drive(&self, ids: &[Uuid]) -> StoreResult<Vec<(RunRecord, bool)>> {
+                    #[derive(sqlx::FromRow)]
+                    struct Row {
+                        #[sqlx(flatten)]
+                        run: RunRow,
+                        playbook_enabled: Option<bool>,
+                    }
+                    let mut out = Vec::with_capacity(ids.len());
+                    let columns = RUN_COLUMNS.split(", ").map(|c| format!("r.{}", c.trim())).collect::<Vec<_>>().join(", ");
+                    for chunk in ids.chunks(500) {
+                        let mut qb = QueryBuilder::<$db>::new(format!(
+                            "SELECT {columns}, p.enabled AS playbook_enabled FROM playbook_runs r \
+                             LEFT JOIN playbooks p ON p.id = r.playbook_id WHERE r.id IN ("
+                        ));
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                        let rows: Vec<Row> = qb.build_query_as().fetch_all(&self.reader).await?;
+                        out.extend(rows.into_iter().map(|r| (r.run.into_record(), r.playbook_enabled.unwrap_or(false))));
+                    }
+                    Ok(out)
+                }
+
                 async fn run_steps(&self, scope: &Scope, id: Uuid) -> StoreResult<Vec<StepRecord>> {
                     self.get_run(scope, id).await?;
                     let rows: Vec<StepRow> = sqlx::query_as(
@@ -986,30 +1028,48 @@ macro_rules! impl_automation {
                     let now = bulwark_core::time::now();
                     let mut steps = Vec::new();
                     let mut done = Vec::new();
-                    for s in saves {
+                    // The run rows change in one statement per chunk (a join with a VALUES
+                    // list), not one UPDATE per save: on SQLite each statement is a round trip
+                    // to the writer's thread. A run has one save in flight at a time; should a
+                    // batch hold two, the later one wins.
+                    let mut latest: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+                    for (i, s) in saves.iter().enumerate() {
                         let Some(tenant) = held.get(&s.run_id) else { continue };
                         let tenant = tenant.ok_or_else(|| StoreError::Corrupt(format!("the job of run {} has no tenant", s.run_id)))?;
-                        let p = &s.progress;
-                        let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
-                        sqlx::query(
-                            "UPDATE playbook_runs SET status = $1, state = $2, outputs = $3, error = $4, \
-                             started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5 WHERE id = $7",
-                        )
-                        .bind(&p.status)
-                        .bind(Json(&p.state))
-                        .bind(p.outputs.as_ref().map(Json))
-                        .bind(p.error.clone())
-                        .bind(now)
-                        .bind(finished)
-                        .bind(s.run_id)
-                        .execute(&mut *tx)
-                        .await?;
-                        if let Some(step) = &p.step {
+                        latest.insert(s.run_id, i);
+                        if let Some(step) = &s.progress.step {
                             steps.push((s.run_id, tenant, step));
                         }
                         if s.done {
                             done.push(s.run_id);
                         }
+                    }
+                    let mut rows: Vec<&RunSave> = latest.values().map(|&i| &saves[i]).collect();
+                    rows.sort_by_key(|s| s.run_id);
+                    const IS_PG: bool = matches!(<$db as sqlx::Database>::NAME.as_bytes(), b"PostgreSQL");
+                    let cast = |t: &'static str| if IS_PG { t } else { "" };
+                    for chunk in rows.chunks(200) {
+                        let mut qb = QueryBuilder::<$db>::new("WITH v (id, status, state, context, outputs, error, finished_at) AS (VALUES ");
+                        let mut first = true;
+                        for s in chunk {
+                            let p = &s.progress;
+                            let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
+                            qb.push(if first { "(" } else { ", (" });
+                            first = false;
+                            qb.push_bind(s.run_id).push(cast("::uuid")).push(", ");
+                            qb.push_bind(p.status.as_str()).push(cast("::text")).push(", ");
+                            qb.push_bind(Json(&p.state)).push(cast("::jsonb")).push(", ");
+                            qb.push_bind(p.context.as_ref().map(Json)).push(cast("::jsonb")).push(", ");
+                            qb.push_bind(p.outputs.as_ref().map(Json)).push(cast("::jsonb")).push(", ");
+                            qb.push_bind(p.error.as_deref()).push(cast("::text")).push(", ");
+                            qb.push_bind(finished).push(cast("::timestamptz")).push(")");
+                        }
+                        qb.push(") UPDATE playbook_runs SET status = v.status, state = v.state, \
+                                 context = COALESCE(v.context, playbook_runs.context), outputs = v.outputs, \
+                                 error = v.error, started_at = COALESCE(playbook_runs.started_at, ");
+                        qb.push_bind(now).push("), finished_at = v.finished_at, updated_at = ").push_bind(now);
+                        qb.push(" FROM v WHERE playbook_runs.id = v.id");
+                        qb.build().execute(&mut *tx).await?;
                     }
                     for chunk in steps.chunks(200) {
                         let mut qb = QueryBuilder::<$db>::new(
@@ -1021,15 +1081,15 @@ macro_rules! impl_automation {
                             b.push_bind(Uuid::now_v7())
                                 .push_bind(*run_id)
                                 .push_bind(*tenant)
-                                .push_bind(step.step_ref.clone())
+                                .push_bind(step.step_ref.as_str())
                                 .push_bind(step.item_index)
                                 .push_bind(step.attempt)
-                                .push_bind(step.action.clone())
-                                .push_bind(step.status.clone())
-                                .push_bind(Json(step.input.clone()))
-                                .push_bind(step.output.clone().map(Json))
-                                .push_bind(step.error.clone())
-                                .push_bind(worker.to_string())
+                                .push_bind(step.action.as_str())
+                                .push_bind(step.status.as_str())
+                                .push_bind(Json(&step.input))
+                                .push_bind(step.output.as_ref().map(Json))
+                                .push_bind(step.error.as_deref())
+                                .push_bind(worker)
                                 .push_bind(step.started_at)
                                 .push_bind(step.finished_at)
                                 .push_bind(ms as i32);
@@ -1561,7 +1621,8 @@ macro_rules! impl_automation {
                     let finished = TERMINAL.contains(&p.status.as_str()).then_some(now);
                     sqlx::query(
                         "UPDATE playbook_runs SET status = $1, state = $2, outputs = $3, error = $4, \
-                         started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5 WHERE id = $7",
+                         started_at = COALESCE(started_at, $5), finished_at = $6, updated_at = $5, \
+                         context = COALESCE($8, context) WHERE id = $7",
                     )
                     .bind(&p.status)
                     .bind(Json(&p.state))
@@ -1570,6 +1631,7 @@ macro_rules! impl_automation {
                     .bind(now)
                     .bind(finished)
                     .bind(run_id)
+                    .bind(p.context.as_ref().map(Json))
                     .execute(&mut **tx)
                     .await?;
                     if done {

@@ -290,6 +290,13 @@ pub trait AlertStore {
         access: &AlertAccess,
         id: uuid::Uuid,
     ) -> StoreResult<alerts::AlertDetail>;
+    /// Several alerts in full, as [`AlertStore::get_alert`] gives them, in three queries;
+    /// those outside the scope or deleted are left out (in no particular order).
+    async fn get_alerts(
+        &self,
+        access: &AlertAccess,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<alerts::AlertDetail>>;
 }
 
 /// Triage changes to alerts. Every method applies the caller's tenant scope and tag rules;
@@ -598,6 +605,12 @@ pub trait AutomationStore {
         filter: &automation::RunFilter,
     ) -> StoreResult<Vec<automation::RunRecord>>;
     async fn get_run(&self, scope: &Scope, id: uuid::Uuid) -> StoreResult<automation::RunRecord>;
+    /// The runs of claimed jobs with whether their playbook is still enabled (false when it
+    /// was deleted), in one query: what a worker reads before driving them.
+    async fn runs_to_drive(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<(automation::RunRecord, bool)>>;
     /// Every attempt of a run, in order.
     async fn run_steps(
         &self,

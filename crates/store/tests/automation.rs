@@ -64,6 +64,7 @@ fn progress(status: &str) -> RunProgress {
     RunProgress {
         status: status.into(),
         state: json!({"saved": true}),
+        context: None,
         outputs: None,
         error: None,
         step: None,
@@ -844,4 +845,92 @@ async fn batched_saves_write_only_the_runs_the_worker_holds_and_finish_jobs() {
         .await
         .expect("beat")
     );
+}
+
+#[tokio::test]
+async fn a_runs_context_is_saved_once_and_read_back_into_its_state() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let t = tenant(&s, "acme").await;
+    let pb = s
+        .create_playbook(
+            &ChangeCtx::system("t"),
+            &Scope::AllTenants,
+            t,
+            write("pb", None),
+        )
+        .await
+        .expect("pb");
+    let runs = s
+        .create_runs(&[run_of(t, pb.id), run_of(t, pb.id)])
+        .await
+        .expect("runs");
+    // The worker reads what it drives in one go, with the playbook's enabled flag.
+    let mut to_drive = s.runs_to_drive(&runs).await.expect("runs to drive");
+    to_drive.sort_by_key(|(r, _)| r.id);
+    assert_eq!(
+        to_drive.iter().map(|(r, e)| (r.id, *e)).collect::<Vec<_>>(),
+        vec![(runs[0], true), (runs[1], true)]
+    );
+    s.claim_jobs("w", &[JOB_PLAYBOOK_RUN], 10, LEASE)
+        .await
+        .expect("claim");
+    let context = json!({"alert": {"title": "ssh brute force"}, "input": null});
+    let save = |run: Uuid, state: serde_json::Value, context: Option<serde_json::Value>| {
+        bulwark_store::automation::RunSave {
+            run_id: run,
+            progress: RunProgress {
+                state,
+                context,
+                ..progress("running")
+            },
+            done: false,
+        }
+    };
+    // First save: the context apart, the state without it (batched path).
+    s.save_runs(
+        "w",
+        &[
+            save(runs[0], json!({"step": 1}), Some(context.clone())),
+            save(runs[1], json!({"step": 1, "trigger": {"own": true}}), None),
+        ],
+    )
+    .await
+    .expect("first save");
+    // Later saves leave it out and keep it (batched and single paths).
+    s.save_runs("w", &[save(runs[0], json!({"step": 2}), None)])
+        .await
+        .expect("second save");
+    s.save_run(
+        runs[0],
+        "w",
+        RunProgress {
+            state: json!({"step": 3}),
+            ..progress("running")
+        },
+    )
+    .await
+    .expect("third save");
+    let state = |run: Uuid| {
+        let s = Arc::clone(&s);
+        async move {
+            s.get_run(&Scope::AllTenants, run)
+                .await
+                .expect("run")
+                .state
+                .expect("state")
+        }
+    };
+    assert_eq!(state(runs[0]).await, json!({"step": 3, "trigger": context}));
+    // A state that carries its own trigger (saved before the context column) keeps it.
+    assert_eq!(
+        state(runs[1]).await,
+        json!({"step": 1, "trigger": {"own": true}})
+    );
+    // A disabled playbook shows in what the worker reads.
+    s.set_playbook_enabled(&ChangeCtx::system("t"), &Scope::AllTenants, t, pb.id, false)
+        .await
+        .expect("disable");
+    let to_drive = s.runs_to_drive(&runs[..1]).await.expect("runs to drive");
+    assert!(!to_drive[0].1, "the playbook is disabled");
 }

@@ -365,3 +365,49 @@ async fn first_seen_is_the_millisecond_of_the_alert_id() {
         );
     }
 }
+
+/// `get_alerts` (what workers read for a claim of runs) gives each alert as `get_alert` does,
+/// observables included, and only within the scope.
+#[tokio::test]
+async fn several_alerts_read_at_once_match_one_by_one_reads() {
+    let db = fresh().await;
+    let s = Arc::clone(&db.store);
+    let acme = tenant(&s, "acme").await;
+    let other = tenant(&s, "other").await;
+    let out = s
+        .ingest(
+            &[
+                incoming(acme, Source::Wazuh, wazuh("m-1", "203.0.113.9")),
+                incoming(acme, Source::Wazuh, wazuh("m-2", "198.51.100.7")),
+                incoming(other, Source::Wazuh, wazuh("m-3", "203.0.113.9")),
+            ],
+            DAY,
+        )
+        .await
+        .expect("ingest");
+    let ids: Vec<_> = out.iter().map(|o| o.alert_id).collect();
+    let everyone = bulwark_core::AlertAccess::unrestricted(Scope::AllTenants);
+    let all = s.get_alerts(&everyone, &ids).await.expect("alerts");
+    assert_eq!(all.len(), 3);
+    for a in &all {
+        let one = s.get_alert(&everyone, a.summary.id).await.expect("alert");
+        assert_eq!(
+            serde_json::to_value(a).expect("json"),
+            serde_json::to_value(&one).expect("json")
+        );
+        assert!(!a.observables.is_empty(), "observables are read too");
+    }
+    let acme_only = bulwark_core::AlertAccess::unrestricted(Scope::Tenants(vec![acme]));
+    let mine = s.get_alerts(&acme_only, &ids).await.expect("alerts");
+    let mut got: Vec<_> = mine.iter().map(|a| a.summary.id).collect();
+    got.sort();
+    let mut want = ids[..2].to_vec();
+    want.sort();
+    assert_eq!(got, want, "another tenant's alert is left out");
+    assert!(
+        s.get_alerts(&acme_only, &[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
