@@ -408,10 +408,10 @@ impl RunRow {
 
 /// A saved state with its trigger context put back (saved apart since migration 0015).
 fn with_context(mut state: Value, context: Option<Value>) -> Value {
-    if let (Some(context), Some(obj)) = (context, state.as_object_mut()) {
-        if obj.get("trigger").is_none_or(Value::is_null) {
-            obj.insert("trigger".into(), context);
-        }
+    if let (Some(context), Some(obj)) = (context, state.as_object_mut())
+        && obj.get("trigger").is_none_or(Value::is_null)
+    {
+        obj.insert("trigger".into(), context);
     }
     state
 }
