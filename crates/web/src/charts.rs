@@ -47,14 +47,15 @@ pub fn stacked_series(series: &Value, bucket: &str) -> String {
         .map(|p| p["count"].as_i64().unwrap_or(0))
         .max()
         .unwrap_or(0);
-    let max = nice_max(max);
+    // Four grid steps of a round size.
+    let max = nice_max((max + 3) / 4) * 4;
     let plot_h = h - bottom - top;
     let slot = (w - left) / n;
     let bar = (slot * 0.8).max(1.0);
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Alerts over time by severity" preserveAspectRatio="none">"#
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="Alerts over time by severity">"#
     );
     for i in 0..=4 {
         let v = max * i / 4;

@@ -295,10 +295,11 @@ pub async fn bulk(ctx: Ctx, body: Bytes) -> Result<Response, WebError> {
     }
     match f.get("action") {
         Some("incident") => {
-            let mut req = json!({"alert_ids": ids});
-            if let Some(t) = f.get("title") {
-                req["title"] = json!(t);
-            }
+            let title = match f.get("title") {
+                Some(t) => t.to_string(),
+                None => default_title(&ctx, &ids).await?,
+            };
+            let req = json!({"alert_ids": ids, "title": title});
             let created = ctx
                 .send(Method::POST, "/api/v1/incidents", &req)
                 .await
@@ -351,6 +352,25 @@ pub async fn bulk(ctx: Ctx, body: Bytes) -> Result<Response, WebError> {
             ))
         }
     }
+}
+
+/// A new incident's title when the analyst gave none: the first alert's, with the count.
+async fn default_title(ctx: &Ctx, ids: &[&str]) -> Result<String, WebError> {
+    let first = ids.first().map(|i| uuid(i)).transpose()?;
+    let title = match first {
+        Some(id) => ctx
+            .get_opt(&format!("/api/v1/alerts/{id}"))
+            .await?
+            .and_then(|a| a["title"].as_str().map(str::to_string)),
+        None => None,
+    }
+    .unwrap_or_else(|| "New incident".to_string());
+    let title: String = title.chars().take(250).collect();
+    Ok(if ids.len() > 1 {
+        format!("{title} (+{} more)", ids.len() - 1)
+    } else {
+        title
+    })
 }
 
 /// GET /alerts/{id}
@@ -492,8 +512,11 @@ pub async fn incident(ctx: Ctx, Path(id): Path<String>, body: Bytes) -> Result<R
         return Ok(redirect(&back, "Linked to the incident."));
     }
     let mut req = json!({"alert_ids": [id]});
-    if let Some(t) = f.get("title") {
-        req["title"] = json!(t);
+    match (f.get("title"), f.get("template_id")) {
+        (Some(t), _) => req["title"] = json!(t),
+        // The template names it.
+        (None, Some(_)) => {}
+        (None, None) => req["title"] = json!(default_title(&ctx, &[&id.to_string()]).await?),
     }
     if let Some(t) = f.get("template_id") {
         req["template_id"] = json!(t);

@@ -22,7 +22,7 @@ pub async fn playbooks(ctx: Ctx) -> Result<Response, WebError> {
     ))
 }
 
-const EXAMPLE: &str = "name: enrich-and-notify\ndescription: What this playbook does\nenabled: true\ntriggers:\n  - on: alert.created\n    if: alert.severity in [\"high\", \"critical\"]\nactions:\n  - ref: note\n    action: alert.comment\n    args:\n      body: \"Automated triage started for {{ alert.title }}\"\n";
+const EXAMPLE: &str = "name: triage-high-alerts\ndescription: What this playbook does\nenabled: true\ntriggers:\n  - on: alert.created\n    if: alert.severity in [\"high\", \"critical\"]\n  - on: manual\nactions:\n  - ref: tag\n    action: alert.update\n    args:\n      tags: [\"auto-triaged\"]\n  - ref: note\n    action: alert.comment\n    depends_on: [tag]\n    args:\n      text: \"triaged by {{ playbook.name }}\"\n";
 
 /// GET /playbooks/new
 pub async fn new_playbook(ctx: Ctx) -> Result<Response, WebError> {
