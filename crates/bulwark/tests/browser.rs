@@ -57,6 +57,7 @@ impl Server {
         loop {
             let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("the server did not print its address within 60 s");
             };
             if let Some(addr) = line.strip_prefix("bulwark: listening on ") {
