@@ -78,6 +78,21 @@
       } else el.appendChild(document.createTextNode(part));
     });
   });
+  // Playbook editor: a validation error's line selects that line of the text.
+  $all("a[data-line]").forEach(function (a) {
+    a.addEventListener("click", function (ev) {
+      ev.preventDefault();
+      var src = $("#source");
+      if (!src) return;
+      var n = parseInt(a.getAttribute("data-line"), 10), lines = src.value.split("\n"), start = 0;
+      for (var i = 0; i < n - 1 && i < lines.length; i++) start += lines[i].length + 1;
+      var end = start + (lines[n - 1] || "").length;
+      src.focus();
+      src.setSelectionRange(start, end);
+      var lineHeight = parseFloat(getComputedStyle(src).lineHeight) || 18;
+      src.scrollTop = Math.max(0, (n - 5) * lineHeight);
+    });
+  });
   // Whole rows open their record (clicks on links, buttons and inputs keep their own meaning).
   document.addEventListener("click", function (ev) {
     var row = ev.target.closest("tr[data-href]");

@@ -741,3 +741,207 @@ async fn the_queue_poll_returns_only_new_alerts_as_rows() {
     assert_eq!(app.send(req).await.status, StatusCode::UNAUTHORIZED);
     let _ = CookieSecure::Auto;
 }
+
+#[tokio::test]
+async fn playbooks_are_written_dry_run_toggled_and_run_from_the_console() {
+    let app = App::new(WebConfig::default()).await;
+    let alert = app.alert(app.platform, "ssh brute force").await;
+    let s = app.login("admin").await;
+    let yaml = "name: tag-it\ntriggers:\n  - on: manual\nactions:\n  - ref: tag\n    action: alert.update\n    args:\n      tags: [\"seen-{{ alert.severity }}\"]\n";
+    let r = app.act("/playbooks", &s, &[("source", yaml)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = r.location().to_string();
+    let id = page.trim_start_matches("/playbooks/").to_string();
+    let r = app.get(&page, Some(&s)).await;
+    assert!(r.body.contains("tag-it") && r.body.contains("Dry run"));
+
+    // A dry run shows the rendered arguments and writes nothing.
+    let r = app
+        .act(
+            &format!("/playbooks/{id}/run"),
+            &s,
+            &[("alert_id", alert.as_str()), ("dry_run", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("dry-run-actions") && r.body.contains("seen-high"));
+    let runs = app.api(Method::GET, "/api/v1/runs", Value::Null).await;
+    assert_eq!(runs["items"].as_array().map(Vec::len), Some(0));
+
+    // Editing with a mistake shows every problem with its line; nothing is saved.
+    let bad = "name: tag-it\ntriggers:\n  - on: manual\nactions:\n  - ref: tag\n    action: alert.updat\n";
+    let r = app
+        .act(&page, &s, &[("source", bad), ("version", "1")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("data-line=\"6\""), "{}", r.body);
+    // A stale version is a conflict, not an overwrite.
+    let r = app
+        .act(&page, &s, &[("source", yaml), ("version", "7")])
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Disabled, it cannot run; enabled again, it runs.
+    let r = app
+        .act(
+            &format!("/playbooks/{id}/enabled"),
+            &s,
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app
+        .act(
+            &format!("/alerts/{alert}/run"),
+            &s,
+            &[("playbook_id", id.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    app.act(
+        &format!("/playbooks/{id}/enabled"),
+        &s,
+        &[("enabled", "true")],
+    )
+    .await;
+    let r = app
+        .act(
+            &format!("/alerts/{alert}/run"),
+            &s,
+            &[("playbook_id", id.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().starts_with("/runs/"));
+    let r = app.get(r.location(), Some(&s)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("tag-it"));
+}
+
+#[tokio::test]
+async fn incidents_from_templates_with_tasks_comments_and_moves() {
+    let app = App::new(WebConfig::default()).await;
+    let alert = app.alert(app.platform, "phish reported").await;
+    let template = app
+        .api(
+            Method::POST,
+            "/api/v1/incident-templates",
+            json!({"name": "Phishing", "severity": "high",
+                   "tasks": [{"title": "Pull the message from every mailbox"}]}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("template")
+        .to_string();
+    let s = app.login("admin").await;
+    let r = app
+        .act(
+            &format!("/alerts/{alert}/incident"),
+            &s,
+            &[("template_id", template.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = r.location().to_string();
+    let r = app.get(&page, Some(&s)).await;
+    assert!(r.body.contains("Phishing") && r.body.contains("Pull the message"));
+    assert!(r.body.contains("phish reported"), "the alert is linked");
+    let r = app
+        .act(
+            &format!("{page}/comments"),
+            &s,
+            &[("body", "@admin please look")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app
+        .act(&format!("{page}/update"), &s, &[("status", "contained")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // A move the lifecycle refuses names the allowed ones.
+    let r = app
+        .act(&format!("{page}/update"), &s, &[("status", "open")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("allowed"), "{}", r.body);
+    let r = app
+        .act(
+            &format!("{page}/tasks"),
+            &s,
+            &[("title", "Reset passwords")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = app.get(&page, Some(&s)).await;
+    assert!(r.body.contains("please look") && r.body.contains("Reset passwords"));
+    assert!(r.body.contains("contained"));
+    let list = app.get("/incidents?q=Phishing", Some(&s)).await;
+    assert!(list.body.contains("Phishing"));
+}
+
+#[tokio::test]
+async fn administration_shows_new_secrets_once_and_saves_tag_rules() {
+    let app = App::new(WebConfig::default()).await;
+    let s = app.login("admin").await;
+    let r = app
+        .act(
+            "/admin/api-keys",
+            &s,
+            &[("name", "wazuh-prod"), ("scopes", "webhooks:ingest")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let start = r.body.find("id=\"secret-value\">").expect("shown") + 18;
+    let key = &r.body[start..start + 10];
+    assert!(key.starts_with("bwk_"), "{key}");
+    let again = app.get("/admin/api-keys", Some(&s)).await;
+    assert!(!again.body.contains(key) || !again.body.contains("secret-value"));
+    assert!(again.body.contains("wazuh-prod"));
+
+    let r = app
+        .act(
+            "/admin/users",
+            &s,
+            &[("username", "nina"), ("role", "analyst")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("Password for nina"));
+    let r = app
+        .act(
+            "/admin/users",
+            &s,
+            &[("username", "nina"), ("role", "analyst")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a taken name");
+
+    let r = app.act("/admin/tenants", &s, &[("slug", "acme")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let acme = app
+        .store
+        .tenant_by_slug("acme")
+        .await
+        .expect("lookup")
+        .expect("acme");
+    let path = format!("/admin/tenants/{}/tag-access", acme.id);
+    let r = app
+        .act(
+            &path,
+            &s,
+            &[
+                ("enabled", "1"),
+                ("untagged", "admin_only"),
+                ("rules", "role:viewer soc\n# comment\nrole:analyst soc"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = app.get(&path, Some(&s)).await;
+    assert!(page.body.contains("role:viewer soc") && page.body.contains("checked"));
+    let r = app.act(&path, &s, &[("rules", "nonsense:x soc")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = app.act(&path, &s, &[("rules", "just-one-word")]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("line 1"));
+}
