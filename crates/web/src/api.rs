@@ -30,6 +30,9 @@ pub struct Ctx {
     /// A message left by the previous request (after a redirect).
     pub flash: Option<Flash>,
     token: String,
+    /// The analysts and tenants of the caller's scope, read once per request.
+    analysts: tokio::sync::OnceCell<Vec<bulwark_core::model::Analyst>>,
+    tenant_list: tokio::sync::OnceCell<Vec<bulwark_core::model::Tenant>>,
 }
 
 #[derive(serde::Serialize, Clone)]
@@ -72,6 +75,8 @@ impl FromRequestParts<Web> for Ctx {
                 .map(str::to_string),
             flash,
             token,
+            analysts: Default::default(),
+            tenant_list: Default::default(),
         })
     }
 }
@@ -237,31 +242,37 @@ pub fn uuid(raw: &str) -> Result<uuid::Uuid, WebError> {
         .map_err(|_| WebError::bad_request("The id in the address is not valid."))
 }
 
-/// Analysts' display names by id, for the records on a page. Usernames of analysts outside
-/// the caller's tenants are not shown (their id is, as the API shows it).
+/// The analysts of the caller's tenants, read once per request. This and [`tenants`] are the
+/// console's only reads outside the API: names for ids the API answers (assignees, authors)
+/// and choices for pickers, both within the caller's scope.
+async fn analysts(ctx: &Ctx) -> Result<&Vec<bulwark_core::model::Analyst>, WebError> {
+    ctx.analysts
+        .get_or_try_init(|| async {
+            ctx.web
+                .api
+                .store
+                .list_analysts(&ctx.session.caller.scope)
+                .await
+                .map_err(WebError::from)
+        })
+        .await
+}
+
+/// Analysts' usernames by id, for the records on a page. Analysts outside the caller's
+/// tenants are shown by id, as the API shows them.
 pub async fn names(ctx: &Ctx) -> Result<std::collections::BTreeMap<String, String>, WebError> {
-    let analysts = ctx
-        .web
-        .api
-        .store
-        .list_analysts(&ctx.session.caller.scope)
-        .await?;
-    Ok(analysts
-        .into_iter()
-        .map(|a| (a.id.to_string(), a.username))
+    Ok(analysts(ctx)
+        .await?
+        .iter()
+        .map(|a| (a.id.to_string(), a.username.clone()))
         .collect())
 }
 
 /// Analysts who can be assigned work in the caller's tenants (active ones).
 pub async fn assignees(ctx: &Ctx) -> Result<Vec<Json>, WebError> {
-    let analysts = ctx
-        .web
-        .api
-        .store
-        .list_analysts(&ctx.session.caller.scope)
-        .await?;
-    Ok(analysts
-        .into_iter()
+    Ok(analysts(ctx)
+        .await?
+        .iter()
         .filter(|a| a.is_active)
         .map(
             |a| serde_json::json!({"id": a.id.to_string(), "username": a.username, "role": a.role}),
@@ -269,16 +280,21 @@ pub async fn assignees(ctx: &Ctx) -> Result<Vec<Json>, WebError> {
         .collect())
 }
 
-/// The tenants the caller sees (for filters and pickers).
+/// The tenants the caller sees (for filters and pickers), read once per request.
 pub async fn tenants(ctx: &Ctx) -> Result<Vec<Json>, WebError> {
     let ts = ctx
-        .web
-        .api
-        .store
-        .list_tenants(&ctx.session.caller.scope)
+        .tenant_list
+        .get_or_try_init(|| async {
+            ctx.web
+                .api
+                .store
+                .list_tenants(&ctx.session.caller.scope)
+                .await
+                .map_err(WebError::from)
+        })
         .await?;
     Ok(ts
-        .into_iter()
+        .iter()
         .map(|t| serde_json::json!({"id": t.id.to_string(), "slug": t.slug, "name": t.name}))
         .collect())
 }

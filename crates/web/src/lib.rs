@@ -7,7 +7,7 @@
 //! therefore goes through exactly the guard (permissions), the tenant scope and tag rules,
 //! the validation, the audit records and the playbook triggers that API clients get; a page
 //! cannot be looser than the API because it has no other way in. See
-//! `docs/decisions/0007-web-console-in-process-api.md`.
+//! `docs/decisions/0005-web-console-in-process-api.md`.
 //!
 //! What the console adds is the browser side: server-side sessions in an HttpOnly cookie
 //! (`session`), CSRF tokens and same-origin checks on every mutation, strict security headers
@@ -75,6 +75,14 @@ pub fn router(api: AppState, config: WebConfig) -> Router<AppState> {
         .route("/alerts/{id}/incident", post(alerts::incident))
         .route("/alerts/{id}/run", post(alerts::run_playbook))
         .route("/incidents", get(incidents::list).post(incidents::create))
+        .route(
+            "/incidents/templates",
+            get(incidents::templates).post(incidents::create_template),
+        )
+        .route(
+            "/incidents/templates/{id}/delete",
+            post(incidents::delete_template),
+        )
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/update", post(incidents::update))
         .route("/incidents/{id}/comments", post(incidents::comment))

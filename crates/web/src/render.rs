@@ -87,6 +87,7 @@ pub fn env() -> &'static Environment<'static> {
             "tag_access.html",
             "account.html",
             "admin_tabs.html",
+            "templates.html",
         );
         env
     })

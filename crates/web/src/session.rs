@@ -437,6 +437,12 @@ pub async fn login(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> R
         chrono::Duration::from_std(web.config.session_ttl).unwrap_or(chrono::Duration::hours(12));
     let idle =
         chrono::Duration::from_std(web.config.session_idle).unwrap_or(chrono::Duration::hours(1));
+    // A session this browser had before is replaced, not left to expire.
+    if let Some(old) = session_id(&headers)
+        && let Err(e) = web.api.store.delete_session(&digest(old)).await
+    {
+        tracing::warn!(error = %e, "could not delete the session replaced by a login");
+    }
     // Ended sessions are removed at logins: the table holds live sessions only.
     if let Err(e) = web.api.store.purge_sessions(now, now - idle).await {
         tracing::warn!(error = %e, "could not purge ended console sessions");

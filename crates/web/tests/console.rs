@@ -732,6 +732,19 @@ async fn the_queue_poll_returns_only_new_alerts_as_rows() {
     let html = v["html"].as_str().expect("html");
     assert!(html.contains("brand &lt;new&gt; alert"), "escaped: {html}");
     assert!(!html.contains("already shown"));
+    // With the queue's own filters (as the page passes them), including an explicit sort.
+    let req = Request::builder()
+        .uri(format!(
+            "/alerts/poll?sort=newest&severity=high&status=new&q=brand&after={first}"
+        ))
+        .header(header::COOKIE, &s.cookie)
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .expect("request");
+    let r = app.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).expect("json");
+    assert_eq!(v["count"], 1);
     // An ended session answers 401 to the script, not a login page.
     let req = Request::builder()
         .uri("/alerts/poll?after=x")
@@ -877,6 +890,30 @@ async fn incidents_from_templates_with_tasks_comments_and_moves() {
     assert!(r.body.contains("contained"));
     let list = app.get("/incidents?q=Phishing", Some(&s)).await;
     assert!(list.body.contains("Phishing"));
+
+    // Templates are managed from the console too.
+    let r = app
+        .act(
+            "/incidents/templates",
+            &s,
+            &[
+                ("name", "Ransomware"),
+                ("severity", "critical"),
+                ("tasks", "Isolate hosts | 1\nNotify legal"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = app.get("/incidents/templates", Some(&s)).await;
+    assert!(page.body.contains("Isolate hosts") && page.body.contains("(+1 h)"));
+    let r = app
+        .act(
+            "/incidents/templates",
+            &s,
+            &[("name", "Bad"), ("tasks", "Do it | soon")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]

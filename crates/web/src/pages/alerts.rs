@@ -146,12 +146,12 @@ pub async fn queue(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebErr
 /// rows (newest first) for the queue to insert. Not counted as activity for the idle timeout.
 pub async fn poll(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebError> {
     let f = FormData::parse(raw.unwrap_or_default().as_bytes());
-    let api_q = queue_query(&ctx, &f);
-    let mut uri = format!("/api/v1/alerts?{api_q}");
     // Oldest first after the newest shown: exactly the ones that arrived since (ids are
     // time-ordered), through the queue's indexed, paged query.
-    uri = uri.replace("sort=newest", "");
-    uri.push_str("&sort=oldest&limit=100");
+    let filters = FormData(f.0.iter().filter(|(k, _)| k != "sort").cloned().collect());
+    let api_q = queue_query(&ctx, &filters);
+    let sep = if api_q.is_empty() { "" } else { "&" };
+    let mut uri = format!("/api/v1/alerts?{api_q}{sep}sort=oldest&limit=100");
     if let Some(after) = f.get("after") {
         uri.push_str(&format!("&cursor={}", enc(after)));
     } else {

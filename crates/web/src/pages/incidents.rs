@@ -105,7 +105,7 @@ pub async fn detail(
     let id = uuid(&id)?;
     let f = FormData::parse(raw.unwrap_or_default().as_bytes());
     let incident = ctx.get(&format!("/api/v1/incidents/{id}")).await?;
-    let mut tl_q = String::from("limit=200");
+    let mut tl_q = String::from("limit=100");
     if let Some(c) = f.get("cursor") {
         tl_q.push_str(&format!("&cursor={}", enc(c)));
     }
@@ -115,8 +115,12 @@ pub async fn detail(
     let timeline = ctx
         .get(&format!("/api/v1/incidents/{id}/timeline?{tl_q}"))
         .await?;
+    let mut alerts_q = String::from("limit=50");
+    if let Some(c) = f.get("alerts_cursor") {
+        alerts_q.push_str(&format!("&cursor={}", enc(c)));
+    }
     let alerts = ctx
-        .get(&format!("/api/v1/incidents/{id}/alerts?limit=200"))
+        .get(&format!("/api/v1/incidents/{id}/alerts?{alerts_q}"))
         .await?;
     let runs = ctx
         .get_opt(&format!("/api/v1/runs?incident_id={id}&limit=20"))
@@ -153,6 +157,7 @@ pub async fn detail(
             timeline => timeline["items"],
             timeline_next => timeline["next_cursor"],
             alerts => alerts["items"],
+            alerts_next => alerts["next_cursor"],
             runs => runs.map(|r| r["items"].clone()),
             playbooks => playbooks,
             moves => moves,
@@ -329,4 +334,86 @@ pub async fn run_playbook(
         &format!("/runs/{}", run["id"].as_str().unwrap_or_default()),
         "Run queued.",
     ))
+}
+
+/// GET /incidents/templates
+pub async fn templates(ctx: Ctx) -> Result<Response, WebError> {
+    let list = ctx.get("/api/v1/incident-templates").await?;
+    Ok(ctx.render(
+        "templates.html",
+        "incidents",
+        "Incident templates",
+        crate::ctx! { templates => list, tenants => tenants(&ctx).await? },
+    ))
+}
+
+/// POST /incidents/templates: a new template; tasks one per line, `title | hours until due`.
+pub async fn create_template(ctx: Ctx, body: Bytes) -> Result<Response, WebError> {
+    let f = FormData::parse(&body);
+    let back = "/incidents/templates";
+    let mut tasks = Vec::new();
+    let text =
+        f.0.iter()
+            .find(|(k, _)| k == "tasks")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (title, due) = match line.rsplit_once('|') {
+            Some((t, h)) => {
+                let hours: u32 = h.trim().parse().map_err(|_| {
+                    WebError::status(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!(
+                            "tasks, line {}: the hours after `|` must be a whole number",
+                            n + 1
+                        ),
+                    )
+                    .back(back)
+                })?;
+                (t.trim(), Some(hours))
+            }
+            None => (line, None),
+        };
+        tasks.push(json!({"title": title, "due_in_hours": due}));
+    }
+    let tags: Vec<&str> = f
+        .get("tags")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut req = json!({
+        "name": f.get("name").unwrap_or(""),
+        "severity": f.get("severity").unwrap_or("medium"),
+        "tags": tags,
+        "tasks": tasks,
+    });
+    for field in ["description", "tenant_id"] {
+        if let Some(v) = f.get(field) {
+            req[field] = json!(v);
+        }
+    }
+    ctx.send(Method::POST, "/api/v1/incident-templates", &req)
+        .await
+        .map_err(|e| e.back(back))?;
+    Ok(redirect(back, "Template created."))
+}
+
+/// POST /incidents/templates/{id}/delete
+pub async fn delete_template(ctx: Ctx, Path(id): Path<String>) -> Result<Response, WebError> {
+    let id = uuid(&id)?;
+    let back = "/incidents/templates";
+    ctx.send(
+        Method::DELETE,
+        &format!("/api/v1/incident-templates/{id}"),
+        &Value::Null,
+    )
+    .await
+    .map_err(|e| e.back(back))?;
+    Ok(redirect(back, "Template deleted."))
 }

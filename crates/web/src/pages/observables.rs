@@ -56,7 +56,7 @@ pub async fn list(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebErro
 pub async fn detail(ctx: Ctx, Path(id): Path<String>) -> Result<Response, WebError> {
     let id = uuid(&id)?;
     let o = ctx
-        .get(&format!("/api/v1/observables/{id}?sightings_limit=200"))
+        .get(&format!("/api/v1/observables/{id}?sightings_limit=50"))
         .await?;
     let title = o["value"].as_str().unwrap_or("Observable").to_string();
     Ok(ctx.render(
