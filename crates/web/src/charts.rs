@@ -159,6 +159,58 @@ pub fn bars(counts: &Value, order: &[&str], class_prefix: &str) -> String {
     svg
 }
 
+/// Mean time to acknowledge and to resolve side by side (seconds; `null` when no sample),
+/// on one axis so their proportion reads at a glance.
+pub fn response_times(stats: &Value) -> String {
+    let rows = [
+        (
+            "acknowledge",
+            "mtta",
+            stats["mtta"]["mean_seconds"].as_f64(),
+        ),
+        ("resolve", "mttr", stats["mttr"]["mean_seconds"].as_f64()),
+    ];
+    let max = rows
+        .iter()
+        .filter_map(|r| r.2)
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let (w, label_w, num_w, row_h) = (420.0_f64, 110.0_f64, 70.0_f64, 26.0_f64);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart bars" viewBox="0 0 {w} {}" role="img" aria-label="Mean time to acknowledge and to resolve">"#,
+        row_h * 2.0
+    );
+    for (i, (label, class, v)) in rows.iter().enumerate() {
+        let y = row_h * i as f64;
+        let bw = (w - label_w - num_w) * v.unwrap_or(0.0) / max;
+        let text = v.map_or("no sample".to_string(), human_seconds);
+        let _ = write!(
+            svg,
+            r#"<text class="label" x="0" y="{:.1}">{label}</text><rect class="track" x="{label_w}" y="{:.1}" width="{:.1}" height="16"/><rect class="time-{class}" x="{label_w}" y="{:.1}" width="{bw:.1}" height="16"/><text class="num" x="{w}" y="{:.1}" text-anchor="end">{text}</text>"#,
+            y + 16.0,
+            y + 4.0,
+            w - label_w - num_w,
+            y + 4.0,
+            y + 16.0,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// `1h 4m`, `3m 20s`, `42s`.
+fn human_seconds(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,6 +238,8 @@
           body.insertAdjacentHTML("afterbegin", data.html);
           var empty = $("p.empty"); if (empty) empty.remove();
           added += data.count;
+          var shown = $("#shown-count");
+          if (shown) shown.textContent = String(parseInt(shown.textContent, 10) + data.count);
           counter.hidden = false;
           counter.textContent = added + " new";
           document.title = "(" + added + ") " + baseTitle;

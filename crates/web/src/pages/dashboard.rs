@@ -39,6 +39,7 @@ pub async fn page(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebErro
             by_status => minijinja::Value::from_safe_string(charts::bars(&stats["by_status"], charts::STATUS_ORDER, "status")),
             by_severity => minijinja::Value::from_safe_string(charts::bars(&stats["by_severity"], charts::SEVERITIES, "sev")),
             by_source => minijinja::Value::from_safe_string(charts::bars(&stats["by_source"], &[], "source")),
+            times => minijinja::Value::from_safe_string(charts::response_times(&stats)),
             incidents => incidents.map(|i| i["items"].clone()),
             tenants => crate::api::tenants(&ctx).await?,
             tenant_id => f.get("tenant_id"),
