@@ -184,7 +184,11 @@ pub(crate) async fn console(url: String, iterations: u32) -> anyhow::Result<Stri
             "/dashboard?range=24h".into(),
             "admin",
         ),
-        ("dashboard, 7 days".into(), "/dashboard".into(), "admin"),
+        (
+            "dashboard, 7 days".into(),
+            "/dashboard?range=7d".into(),
+            "admin",
+        ),
         (
             "dashboard, 30 days".into(),
             "/dashboard?range=30d".into(),

@@ -709,6 +709,15 @@ async fn the_queue_poll_returns_only_new_alerts_as_rows() {
     let s = app.login("admin").await;
     let queue = app.get("/alerts", Some(&s)).await;
     assert!(queue.body.contains("data-poll=\"/alerts/poll?"));
+    // A quick time range is sent as a closed window (since and until).
+    let ranged = app.get("/alerts?time=24h&sort=oldest", Some(&s)).await;
+    assert_eq!(ranged.status, StatusCode::OK, "{}", ranged.body);
+    assert!(ranged.body.contains("already shown"));
+    let live = app.get("/alerts?time=1h", Some(&s)).await;
+    assert!(
+        live.body.contains("until="),
+        "the refresh keeps the window closed"
+    );
     let poll = |after: String| {
         let s = &s;
         let app = &app;

@@ -171,7 +171,7 @@ pub async fn revoke_api_key(ctx: Ctx, Path(id): Path<String>) -> Result<Response
 }
 
 /// GET /admin/tenants
-pub async fn tenants_page(ctx: &Ctx) -> Result<Response, WebError> {
+pub async fn tenants(ctx: Ctx) -> Result<Response, WebError> {
     let list = ctx.get("/api/v1/tenants").await?;
     Ok(ctx.render(
         "tenants.html",
@@ -179,11 +179,6 @@ pub async fn tenants_page(ctx: &Ctx) -> Result<Response, WebError> {
         "Tenants",
         crate::ctx! { list => list },
     ))
-}
-
-/// GET /admin/tenants
-pub async fn tenants(ctx: Ctx) -> Result<Response, WebError> {
-    tenants_page(&ctx).await
 }
 
 /// POST /admin/tenants

@@ -36,11 +36,23 @@ fn queue_query(ctx: &Ctx, f: &FormData) -> String {
         _ => None,
     };
     if let (Some(h), None) = (hours, f.get("since")) {
-        let since = bulwark_core::time::now() - chrono::Duration::hours(h);
+        let now = bulwark_core::time::now();
+        let since = now - chrono::Duration::hours(h);
         q.0.push((
             "since".into(),
             since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ));
+        // A closed window lets the store bound the ids it reads (a window far from where the
+        // queue starts reading, e.g. the last day in oldest-first order, would otherwise be
+        // reached by walking every older alert: seconds at a million alerts). The end is a
+        // minute ahead so alerts arriving meanwhile stay in; each refresh moves it.
+        if f.get("until").is_none() {
+            q.0.push((
+                "until".into(),
+                (now + chrono::Duration::minutes(1))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
+        }
     }
     q.api_query(WEB_ONLY)
 }

@@ -7,15 +7,20 @@ use crate::form::FormData;
 use axum::extract::RawQuery;
 use axum::response::Response;
 
-/// GET /dashboard (`?range=24h|7d|30d`)
+/// GET /dashboard (`?range=24h|7d|30d`, default 24h)
 pub async fn page(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebError> {
     let f = FormData::parse(raw.unwrap_or_default().as_bytes());
-    let range = f.get("range").unwrap_or("7d").to_string();
+    // The last 24 hours by default: the shift's view, and the cheapest range (the statistics
+    // read every alert of the range; see docs/benchmarks.md).
+    let range = match f.get("range") {
+        Some(r @ ("7d" | "30d")) => r.to_string(),
+        _ => "24h".to_string(),
+    };
     let now = bulwark_core::time::now();
     let (hours, bucket) = match range.as_str() {
-        "24h" => (24, "hour"),
         "30d" => (24 * 30, "day"),
-        _ => (24 * 7, "hour"),
+        "7d" => (24 * 7, "hour"),
+        _ => (24, "hour"),
     };
     let since =
         (now - chrono::Duration::hours(hours)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
