@@ -40,7 +40,7 @@ fn nice_max(v: i64) -> i64 {
 /// Alerts over time, stacked by severity (`series` of the dashboard statistics).
 pub fn stacked_series(series: &Value, bucket: &str) -> String {
     let points = series.as_array().cloned().unwrap_or_default();
-    let (w, h, left, bottom, top) = (880.0_f64, 220.0_f64, 44.0_f64, 24.0_f64, 8.0_f64);
+    let (w, h, left, bottom, top) = (1400.0_f64, 230.0_f64, 44.0_f64, 24.0_f64, 8.0_f64);
     let n = points.len().max(1) as f64;
     let max = points
         .iter()
@@ -129,7 +129,7 @@ pub fn bars(counts: &Value, order: &[&str], class_prefix: &str) -> String {
     }
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1);
     let row_h = 22.0;
-    let (w, label_w, num_w) = (420.0_f64, 110.0_f64, 56.0_f64);
+    let (w, label_w, num_w) = (340.0_f64, 100.0_f64, 48.0_f64);
     let h = row_h * rows.len().max(1) as f64;
     let mut svg = String::new();
     let _ = write!(
@@ -175,7 +175,7 @@ pub fn response_times(stats: &Value) -> String {
         .filter_map(|r| r.2)
         .fold(0.0_f64, f64::max)
         .max(1.0);
-    let (w, label_w, num_w, row_h) = (420.0_f64, 110.0_f64, 70.0_f64, 26.0_f64);
+    let (w, label_w, num_w, row_h) = (340.0_f64, 90.0_f64, 60.0_f64, 26.0_f64);
     let mut svg = String::new();
     let _ = write!(
         svg,
