@@ -75,6 +75,7 @@ pub fn router(api: AppState, config: WebConfig) -> Router<AppState> {
         .route("/alerts/{id}/incident", post(alerts::incident))
         .route("/alerts/{id}/run", post(alerts::run_playbook))
         .route("/incidents", get(incidents::list).post(incidents::create))
+        .route("/incidents/suggestions", get(incidents::suggestions))
         .route(
             "/incidents/templates",
             get(incidents::templates).post(incidents::create_template),

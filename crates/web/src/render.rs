@@ -88,6 +88,7 @@ pub fn env() -> &'static Environment<'static> {
             "account.html",
             "admin_tabs.html",
             "templates.html",
+            "suggestions.html",
         );
         env
     })

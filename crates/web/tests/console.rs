@@ -991,3 +991,20 @@ async fn administration_shows_new_secrets_once_and_saves_tag_rules() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("line 1"));
 }
+
+#[tokio::test]
+async fn suggestions_group_alerts_that_share_a_value() {
+    let app = App::new(WebConfig::default()).await;
+    // Both carry 203.0.113.5 (see `App::alert`).
+    app.alert(app.platform, "first of a pair").await;
+    app.alert(app.platform, "second of a pair").await;
+    let s = app.login("admin").await;
+    let r = app.get("/incidents/suggestions", Some(&s)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("203.0.113.5") && r.body.contains("first of a pair"));
+    assert!(r.body.contains("Create incident from 2 alerts"));
+    let r = app
+        .get("/incidents/suggestions?window_hours=99999", Some(&s))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}

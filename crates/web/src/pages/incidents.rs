@@ -417,3 +417,22 @@ pub async fn delete_template(ctx: Ctx, Path(id): Path<String>) -> Result<Respons
     .map_err(|e| e.back(back))?;
     Ok(redirect(back, "Template deleted."))
 }
+
+/// GET /incidents/suggestions (`?window_hours=`): groups of open, unlinked alerts sharing a
+/// value, to make incidents of (the API's suggestions).
+pub async fn suggestions(ctx: Ctx, RawQuery(raw): RawQuery) -> Result<Response, WebError> {
+    let f = FormData::parse(raw.unwrap_or_default().as_bytes());
+    let hours = f.get("window_hours").unwrap_or("24").to_string();
+    let list = ctx
+        .get(&format!(
+            "/api/v1/incidents/suggestions?window_hours={}&limit=25",
+            enc(&hours)
+        ))
+        .await?;
+    Ok(ctx.render(
+        "suggestions.html",
+        "incidents",
+        "Suggested incidents",
+        crate::ctx! { groups => list, window_hours => hours },
+    ))
+}
