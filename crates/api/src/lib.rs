@@ -32,8 +32,25 @@ pub use state::{ApiConfig, AppState as State};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The complete application router.
-pub fn router(state: AppState) -> Router {
+/// The API routes behind their guards, without the outer layers (tracing, metrics, request
+/// ids): for in-process callers such as the web console, which sends its requests through
+/// the very same authentication, permission checks, validation and handlers as any client,
+/// and whose own request is already traced and counted.
+pub fn internal_router(state: AppState) -> Router {
+    guarded_routes(&state)
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            ApiError::bad_request(None, "method not allowed for this path").into_response()
+        })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .with_state(state)
+}
+
+/// Every route of the table, each wrapped in the guard built from its access rule.
+fn guarded_routes(state: &AppState) -> Router<AppState> {
     let mut app: Router<AppState> = Router::new();
     for route in routes::routes() {
         let handler = if route.access == Access::Public {
@@ -45,6 +62,19 @@ pub fn router(state: AppState) -> Router {
         };
         app = app.route(route.path, handler);
     }
+    app
+}
+
+/// The complete application router.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application router with `extra` routes (the web console) served next to the API,
+/// behind the same request-id, tracing, metrics, panic and body-limit layers. `extra` brings
+/// its own authentication; its paths must not overlap the API's.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let app = extra.merge(guarded_routes(&state));
     let body_limit = state.config.body_limit;
     let docs: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/api/docs")
         .url("/api/v1/openapi.json", openapi::document())

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod automation;
+mod console;
 mod triage;
 
 #[derive(Parser)]
@@ -91,6 +92,16 @@ enum Suite {
         /// Database URL (default: a fresh SQLite file in a temporary directory).
         #[arg(long)]
         database_url: Option<String>,
+    },
+    /// Web console pages rendered server-side on the triage data set (load it first with
+    /// `triage --database-url ...` on the same database).
+    Console {
+        /// The database the `triage` suite loaded (SQLite file URL or PostgreSQL).
+        #[arg(long)]
+        database_url: String,
+        /// Timed requests per page.
+        #[arg(long, default_value_t = 50)]
+        iterations: u32,
     },
     /// The alert queue at scale: loads N alerts (with observables) and M incidents straight
     /// into the tables, then times the queue queries through the store, and the incident
@@ -812,6 +823,10 @@ fn main() -> anyhow::Result<()> {
                 iterations,
                 reuse,
             } => triage::triage(database_url.clone(), alerts, incidents, iterations, reuse).await,
+            Suite::Console {
+                ref database_url,
+                iterations,
+            } => console::console(database_url.clone(), iterations).await,
         }
     })?;
     println!("{report}");

@@ -95,14 +95,14 @@ fn cursor_at(at: DateTime<Utc>) -> Uuid {
 // The data set
 
 /// Tenants (slug suffix, share of the alerts in percent).
-const TENANTS: &[(&str, u32)] = &[
+pub(crate) const TENANTS: &[(&str, u32)] = &[
     ("acme", 40),
     ("globex", 25),
     ("initech", 15),
     ("umbrella", 12),
     ("hooli", 8),
 ];
-const TENANT_PREFIX: &str = "triage-";
+pub(crate) const TENANT_PREFIX: &str = "triage-";
 /// Days of history the alerts and incidents span.
 const DAYS: i64 = 90;
 
@@ -907,10 +907,11 @@ impl Gen {
                 ("open", 10),
                 ("in_progress", 10),
                 ("contained", 10),
-                ("resolved", 30),
+                ("recovered", 30),
                 ("closed", 40),
             ]);
-            let closed = matches!(status, "resolved" | "closed");
+            // Statuses of the incident lifecycle (the store refuses to read others).
+            let closed = status == "closed";
             let updated = at + Span::hours(1 + self.rng.below(72) as i64);
             let description = format!("Opened from {} alerts. {}", rule.name, self.words(12));
             inc.push(vec![
@@ -1361,15 +1362,15 @@ impl Reader {
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
-struct Stats {
-    n: usize,
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    max: f64,
+pub(crate) struct Stats {
+    pub(crate) n: usize,
+    pub(crate) p50: f64,
+    pub(crate) p95: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
 }
 
-fn stats(mut ms: Vec<f64>) -> Stats {
+pub(crate) fn stats(mut ms: Vec<f64>) -> Stats {
     ms.sort_by(|a, b| a.total_cmp(b));
     let at = |p: f64| {
         let i = ((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len().max(1)) - 1;

@@ -55,6 +55,12 @@ pub struct Config {
     pub http_allow: Vec<String>,
     /// Directory of playbook files loaded as global playbooks and kept in step.
     pub playbooks_dir: Option<PathBuf>,
+    /// Web console: a session ends this long after login.
+    pub session_ttl_secs: u64,
+    /// Web console: a session ends after this long without a page request.
+    pub session_idle_secs: u64,
+    /// Web console: `auto` (Secure cookie when a trusted proxy says https), `always`, `never`.
+    pub cookie_secure: bulwark_web::CookieSecure,
 }
 
 /// The file form: every field optional, unknown keys rejected.
@@ -86,6 +92,9 @@ struct FileConfig {
     worker_poll_interval_ms: Option<u64>,
     http_allow: Option<Vec<String>>,
     playbooks_dir: Option<PathBuf>,
+    session_ttl_secs: Option<u64>,
+    session_idle_secs: Option<u64>,
+    cookie_secure: Option<String>,
 }
 
 /// A number from the environment (`var`) or the file (`key`), within `range`.
@@ -147,6 +156,18 @@ fn parse_file(text: &str) -> Result<FileConfig, String> {
 
 /// The settings and their environment variables, for `config check` and the docs.
 pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "BULWARK_SESSION_TTL_SECS",
+        "web console: a session ends this long after login (default 43200 = 12 h)",
+    ),
+    (
+        "BULWARK_SESSION_IDLE_SECS",
+        "web console: a session ends after this long without a page request (default 3600)",
+    ),
+    (
+        "BULWARK_COOKIE_SECURE",
+        "web console: auto (Secure cookie behind a trusted https proxy), always or never (default auto)",
+    ),
     (
         "BULWARK_DATA_DIR",
         "data directory (default ./bulwark-data)",
@@ -463,7 +484,32 @@ impl Config {
                 d.display()
             );
         }
+        let session_ttl_secs = number(
+            env,
+            "BULWARK_SESSION_TTL_SECS",
+            "session_ttl_secs",
+            f.session_ttl_secs,
+            12 * 3600,
+            300..=30 * 24 * 3600,
+        )?;
+        let session_idle_secs = number(
+            env,
+            "BULWARK_SESSION_IDLE_SECS",
+            "session_idle_secs",
+            f.session_idle_secs,
+            3600,
+            60..=30 * 24 * 3600,
+        )?;
+        let cookie_secure = match pick("BULWARK_COOKIE_SECURE", f.cookie_secure) {
+            None => bulwark_web::CookieSecure::Auto,
+            Some(v) => v.parse().map_err(|e| {
+                anyhow::anyhow!("BULWARK_COOKIE_SECURE (cookie_secure): `{v}`: {e}")
+            })?,
+        };
         Ok(Config {
+            session_ttl_secs,
+            session_idle_secs,
+            cookie_secure,
             worker_concurrency,
             worker_lease_secs,
             worker_poll_interval_ms,

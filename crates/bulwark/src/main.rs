@@ -213,6 +213,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 config.worker_poll_interval_ms
             );
             println!("http_allow       = {:?}", config.http_allow);
+            println!("session_ttl_secs  = {}", config.session_ttl_secs);
+            println!("session_idle_secs = {}", config.session_idle_secs);
+            println!("cookie_secure     = {:?}", config.cookie_secure);
             println!(
                 "playbooks_dir    = {}",
                 config

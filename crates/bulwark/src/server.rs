@@ -91,9 +91,18 @@ pub async fn serve(
     println!("bulwark: listening on http://{addr}");
     tracing::info!(%addr, backend = ?store.backend(), database = %config.database_url_redacted(), "serving");
 
+    let web = bulwark_web::router(
+        state.clone(),
+        bulwark_web::WebConfig {
+            session_ttl: Duration::from_secs(config.session_ttl_secs),
+            session_idle: Duration::from_secs(config.session_idle_secs),
+            cookie_secure: config.cookie_secure,
+            ..Default::default()
+        },
+    );
     axum::serve(
         listener,
-        bulwark_api::router(state.clone())
+        bulwark_api::router_with(state.clone(), web)
             .into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)

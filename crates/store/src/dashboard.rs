@@ -71,6 +71,8 @@ pub struct SeriesPoint {
     /// Start of the bucket (UTC).
     pub start: DateTime<Utc>,
     pub count: i64,
+    /// The bucket's alerts per severity (all five, zeros included).
+    pub by_severity: BTreeMap<String, i64>,
 }
 
 /// The dashboard's numbers.
@@ -124,13 +126,14 @@ pub(crate) struct TimesRow {
 }
 
 /// Puts the three queries' rows together. `buckets` are (bucket label as the backend wrote it,
-/// count); labels that do not parse or fall outside the range are ignored.
+/// severity, count); labels that do not parse or fall outside the range are ignored.
 pub(crate) fn assemble(
     q: &DashboardQuery,
     counts: Vec<CountRow>,
-    buckets: Vec<(String, i64)>,
+    buckets: Vec<(String, String, i64)>,
     times: TimesRow,
 ) -> DashboardStats {
+    let zeros: BTreeMap<String, i64> = SEVERITIES.iter().map(|s| (s.to_string(), 0)).collect();
     let mut by_severity: BTreeMap<String, i64> =
         SEVERITIES.iter().map(|s| (s.to_string(), 0)).collect();
     let mut by_status: BTreeMap<String, i64> = AlertStatus::ALL
@@ -168,10 +171,14 @@ pub(crate) fn assemble(
     let mut series = Vec::new();
     let mut t = Some(first);
     while let Some(start) = t.filter(|t| *t <= last) {
-        series.push(SeriesPoint { start, count: 0 });
+        series.push(SeriesPoint {
+            start,
+            count: 0,
+            by_severity: zeros.clone(),
+        });
         t = start.checked_add_signed(step);
     }
-    for (label, n) in buckets {
+    for (label, severity, n) in buckets {
         let Ok(start) = DateTime::parse_from_rfc3339(&label) else {
             tracing::warn!(%label, "dashboard: unreadable time bucket");
             continue;
@@ -182,6 +189,7 @@ pub(crate) fn assemble(
             && p.start == start
         {
             p.count += n;
+            *p.by_severity.entry(severity).or_default() += n;
         }
     }
 
@@ -262,12 +270,12 @@ macro_rules! impl_dashboard {
                         Bucket::Day => $store::DAY_BUCKET,
                     };
                     let mut qb = QueryBuilder::<$db>::new(format!(
-                        "SELECT {bucket} AS b, COUNT(*) AS n FROM alerts WHERE alerts.deleted_at IS NULL AND "
+                        "SELECT {bucket} AS b, alerts.severity, COUNT(*) AS n FROM alerts WHERE alerts.deleted_at IS NULL AND "
                     ));
                     in_range(&mut qb, "alerts.first_seen", q);
                     push_common(&mut qb, access, &vis, q);
-                    qb.push(" GROUP BY 1");
-                    let buckets: Vec<(String, i64)> = qb.build_query_as().fetch_all(&self.reader).await?;
+                    qb.push(" GROUP BY 1, 2");
+                    let buckets: Vec<(String, String, i64)> = qb.build_query_as().fetch_all(&self.reader).await?;
 
                     let ack = $store::SECONDS_BETWEEN
                         .replace("{a}", "alerts.first_seen")
@@ -333,25 +341,24 @@ mod tests {
             &q,
             vec![row("high", "new", 2), row("low", "resolved", 1)],
             vec![
-                ("2026-01-02T00:00:00Z".into(), 3),
-                ("garbage".into(), 9),
-                ("2027-01-01T00:00:00Z".into(), 9),
+                ("2026-01-02T00:00:00Z".into(), "high".into(), 2),
+                ("2026-01-02T00:00:00Z".into(), "low".into(), 1),
+                ("garbage".into(), "high".into(), 9),
+                ("2027-01-01T00:00:00Z".into(), "high".into(), 9),
             ],
             TimesRow::default(),
         );
+        let points: Vec<_> = s.series.iter().map(|p| (p.start, p.count)).collect();
         assert_eq!(
-            s.series,
+            points,
             vec![
-                SeriesPoint {
-                    start: at("2026-01-01T00:00:00Z"),
-                    count: 0
-                },
-                SeriesPoint {
-                    start: at("2026-01-02T00:00:00Z"),
-                    count: 3
-                },
+                (at("2026-01-01T00:00:00Z"), 0),
+                (at("2026-01-02T00:00:00Z"), 3)
             ]
         );
+        assert_eq!(s.series[1].by_severity["high"], 2);
+        assert_eq!(s.series[1].by_severity["low"], 1);
+        assert_eq!(s.series[0].by_severity["critical"], 0);
         assert_eq!((s.total, s.open, s.closed), (3, 2, 1));
         assert_eq!(s.by_severity["critical"], 0);
         assert_eq!(s.by_severity["high"], 2);

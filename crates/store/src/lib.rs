@@ -21,6 +21,7 @@ pub mod ingest_ops;
 pub mod observables;
 mod postgres;
 mod scope_sql;
+pub mod sessions;
 mod sqlite;
 pub mod tag_access;
 #[cfg(any(test, feature = "testing"))]
@@ -840,6 +841,23 @@ pub trait IngestOpsStore {
     ) -> StoreResult<Vec<ingest_ops::IngestStat>>;
 }
 
+/// Sessions of the web console, keyed by the SHA-256 of the session id (see `sessions`).
+#[async_trait]
+pub trait SessionStore {
+    async fn create_session(&self, new: &sessions::NewSession) -> StoreResult<()>;
+    async fn session_by_hash(&self, id_hash: &[u8])
+    -> StoreResult<Option<sessions::SessionRecord>>;
+    /// Moves `last_seen_at` forward to `at` (never back).
+    async fn touch_session(&self, id_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()>;
+    async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()>;
+    /// Deletes the sessions past their absolute expiry or last seen before `idle_before`.
+    async fn purge_sessions(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+}
+
 #[async_trait]
 pub trait Health {
     /// A round trip to the database.
@@ -865,6 +883,7 @@ pub trait Database:
     + IncidentStore
     + IncidentTemplateStore
     + AutomationStore
+    + SessionStore
     + Health
     + Send
     + Sync
@@ -885,6 +904,7 @@ impl<T> Database for T where
         + IncidentStore
         + IncidentTemplateStore
         + AutomationStore
+        + SessionStore
         + Health
         + Send
         + Sync

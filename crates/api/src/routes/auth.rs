@@ -81,39 +81,44 @@ pub async fn login(
     RequestId(rid): RequestId,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
+    let creds = check_login(&state, rid, &req.username, req.password).await?;
+    Ok(axum::Json(token_response(
+        &state,
+        &creds.analyst,
+        creds.token_version,
+    )?))
+}
+
+/// Checks a username and password the way every login does (the API's and the web
+/// console's): the per-username throttle, the same argon2 time for unknown users, disabled
+/// accounts refused with the same answer, failures and lock-outs audited, a success recorded.
+/// Answers the analyst's credentials (their token version included).
+pub async fn check_login(
+    state: &AppState,
+    rid: Option<String>,
+    username: &str,
+    password: String,
+) -> ApiResult<bulwark_core::model::AnalystCredentials> {
     // Throttle by the normalized name whether or not it exists (no username oracle).
-    let key: String = req
-        .username
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(128)
-        .collect();
+    let key: String = username.trim().to_lowercase().chars().take(128).collect();
     if let Err(wait) = state.throttle.check(&key, Instant::now()) {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait.as_secs().max(1),
         });
     }
-    let creds = match validate::username("username", &req.username) {
+    let creds = match validate::username("username", username) {
         Ok(u) => state.store.credentials_by_username(&u).await?,
         Err(_) => None,
     };
     // Spend the same argon2 time whether or not the account exists.
     let phc = creds.as_ref().map(|c| c.password_hash.clone());
-    let password_ok = verify(&state, req.password, phc).await?;
+    let password_ok = verify(state, password, phc).await?;
     let creds = match creds {
         Some(c) if password_ok && c.analyst.is_active => c,
         other => {
             state.throttle.record_failure(&key, Instant::now());
             let locked = state.throttle.check(&key, Instant::now()).is_err();
-            record_failed_login(
-                &state,
-                other.as_ref().map(|c| &c.analyst),
-                &key,
-                locked,
-                rid,
-            )
-            .await;
+            record_failed_login(state, other.as_ref().map(|c| &c.analyst), &key, locked, rid).await;
             return Err(ApiError::Unauthorized(BAD_LOGIN));
         }
     };
@@ -128,11 +133,7 @@ pub async fn login(
         .store
         .record_login(&ctx, creds.analyst.id, bulwark_core::time::now())
         .await?;
-    Ok(axum::Json(token_response(
-        &state,
-        &creds.analyst,
-        creds.token_version,
-    )?))
+    Ok(creds)
 }
 
 /// Records a failed login (and, when it starts a lock-out, the lock-out) in the audit trail of
