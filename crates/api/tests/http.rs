@@ -292,6 +292,28 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let (_, a_reject) = run_with_approval(a, a_pb.clone()).await;
     let (b_run, b_approval) = run_with_approval(b, b_pb.clone()).await;
 
+    // Integrations (B's named and keyed so a leak would show).
+    let integration = |tenant: TenantId, name: &str, token: String| {
+        let body = json!({"type": "webhook", "name": name, "tenant_id": tenant,
+                          "secrets": {"url": "https://hooks.example.com/b-secret-user"}});
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/api/v1/integrations",
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_int = integration(a, "a-hook", a_admin.clone()).await;
+    let a_int_del = integration(a, "a-hook-del", a_admin.clone()).await;
+    let b_int = integration(b, "b-secret-user", platform.clone()).await;
+
     // Every path parameter of a route, for the victim (tenant B) or the caller's own tenant.
     let fixtures = |method: &Method,
                     path: &str,
@@ -371,6 +393,12 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/approvals/{id}" | "/api/v1/approvals/{id}/approve" => {
                 id(pick(&b_approval, &a_approve))
             }
+            "/api/v1/integrations/{id}" if *method == Method::DELETE => {
+                id(pick(&b_int, &a_int_del))
+            }
+            "/api/v1/integrations/{id}" | "/api/v1/integrations/{id}/health" => {
+                id(pick(&b_int, &a_int))
+            }
             _ => None,
         }
     };
@@ -418,6 +446,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             ("PATCH", "/api/v1/incident-templates/{id}") => Some(json!({"description": "pwned"})),
             ("PUT", "/api/v1/playbooks/{id}") => Some(playbook_spec("a-pb")),
             (_, "/api/v1/playbooks/{id}/run") => Some(json!({})),
+            ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"enabled": false})),
             _ => None,
         };
         let url = fill(path, victim);
@@ -442,9 +471,15 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 48);
+    assert_eq!(covered, 52);
     // Nothing of tenant B's incident changed.
-    // Nothing of tenant B's automation changed.
+    // Nothing of tenant B's automation or integrations changed.
+    let b_int_after = app
+        .store
+        .get_integration(&Scope::AllTenants, b_int.parse().expect("uuid"))
+        .await
+        .expect("b's integration");
+    assert!(b_int_after.enabled && b_int_after.health_status.is_none());
     let b_pb_after = app
         .store
         .get_playbook(&Scope::AllTenants, b_pb.parse().expect("uuid"))

@@ -18,6 +18,7 @@ mod foundation;
 pub mod incidents;
 pub mod ingest;
 pub mod ingest_ops;
+pub mod integrations;
 pub mod observables;
 mod postgres;
 mod scope_sql;
@@ -730,6 +731,74 @@ pub trait AutomationStore {
     ) -> StoreResult<Option<Vec<uuid::Uuid>>>;
 }
 
+/// Integration instances, health results and actions run by hand (see `integrations`).
+#[async_trait]
+pub trait IntegrationStore {
+    /// The scope's instances (optionally one tenant's), by type and name.
+    async fn list_integrations(
+        &self,
+        scope: &Scope,
+        tenant: Option<TenantId>,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    async fn get_integration(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    /// A tenant's instances of one type (for actions, which run in their run's tenant).
+    async fn integrations_of_type(
+        &self,
+        tenant: TenantId,
+        type_name: &str,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    /// A tenant's enabled instances marked for automatic enrichment.
+    async fn enrichment_integrations(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    /// `Conflict { field: "name" }` when the tenant has one of that name. Audited.
+    async fn create_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        new: integrations::IntegrationWrite,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    /// Replaces the instance `write.id` (the caller merged the patch). Audited.
+    async fn update_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        write: integrations::IntegrationWrite,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    async fn delete_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    async fn record_integration_health(
+        &self,
+        id: uuid::Uuid,
+        result: &integrations::HealthResult,
+    ) -> StoreResult<()>;
+    /// Every stored ciphertext (for key rotation), unscoped: the operator's CLI only.
+    async fn integration_secrets(&self) -> StoreResult<Vec<(uuid::Uuid, String)>>;
+    /// Replaces a ciphertext if it is still `old` (a concurrent change wins).
+    async fn replace_integration_secret(
+        &self,
+        id: uuid::Uuid,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
+    /// Records an action run by hand, on the alert's timeline (kind `action`) when it names
+    /// one, and in the audit chain.
+    async fn record_action_execution(
+        &self,
+        ctx: &ChangeCtx,
+        execution: &integrations::NewActionExecution,
+    ) -> StoreResult<uuid::Uuid>;
+}
+
 /// Incident templates, per tenant (names unique per tenant).
 #[async_trait]
 pub trait IncidentTemplateStore {
@@ -852,6 +921,7 @@ pub trait Database:
     + IncidentStore
     + IncidentTemplateStore
     + AutomationStore
+    + IntegrationStore
     + Health
     + Send
     + Sync
@@ -872,6 +942,7 @@ impl<T> Database for T where
         + IncidentStore
         + IncidentTemplateStore
         + AutomationStore
+        + IntegrationStore
         + Health
         + Send
         + Sync

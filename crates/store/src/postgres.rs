@@ -141,6 +141,7 @@ crate::automation::impl_automation!(
     " FOR UPDATE",
     " FOR UPDATE SKIP LOCKED"
 );
+crate::integrations::impl_integrations!(PgStore, sqlx::Postgres);
 crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
 crate::incidents::impl_incidents!(
     PgStore,

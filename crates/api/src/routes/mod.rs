@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod incident_templates;
 pub mod incidents;
 pub mod ingest;
+pub mod integrations;
 pub mod observables;
 pub mod ops;
 pub mod playbooks;
@@ -510,6 +511,54 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/approvals/{id}/reject",
             Perm(P::ApprovalsDecide),
             post(approvals::reject),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations/types",
+            Perm(P::IntegrationsRead),
+            get(integrations::types),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations",
+            Perm(P::IntegrationsRead),
+            get(integrations::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/integrations",
+            Perm(P::IntegrationsManage),
+            post(integrations::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsRead),
+            get(integrations::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsManage),
+            patch(integrations::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsManage),
+            delete(integrations::delete),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/integrations/{id}/health",
+            Perm(P::IntegrationsManage),
+            post(integrations::health),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/actions/execute",
+            Perm(P::PlaybooksExecute),
+            post(integrations::execute),
         ),
     ]
 }
