@@ -23,6 +23,16 @@ pub fn env() -> &'static Environment<'static> {
             use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
         });
+        // `x is contains(y)`: the reverse of `in` (for `selectattr('roles', 'contains', 'a')`).
+        env.add_test(
+            "contains",
+            |v: minijinja::Value, item: minijinja::Value| -> bool {
+                match (v.as_str(), item.as_str()) {
+                    (Some(s), Some(i)) => s.contains(i),
+                    _ => v.try_iter().is_ok_and(|mut it| it.any(|x| x == item)),
+                }
+            },
+        );
         env.add_filter("sha256", |s: String| {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(s.as_bytes()))
@@ -35,11 +45,13 @@ pub fn env() -> &'static Environment<'static> {
 /// expression's type (a list stays a list).
 pub fn render(template: &str, ctx: &Value) -> Result<Value, String> {
     let t = template.trim();
+    // `{{ expr }}` alone. The expression may itself end in `}}` (a dict literal), so the test
+    // is whether the inside compiles as one expression, not whether it holds braces.
     if let Some(inner) = t.strip_prefix("{{").and_then(|r| r.strip_suffix("}}"))
         && !inner.contains("{{")
-        && !inner.contains("}}")
+        && let Ok(e) = env().compile_expression(inner.trim())
     {
-        return eval(inner.trim(), ctx);
+        return eval_compiled(&e, ctx);
     }
     if !template.contains("{{") && !template.contains("{%") {
         return Ok(Value::String(template.to_owned()));
@@ -83,6 +95,10 @@ pub fn render_value(v: &Value, ctx: &Value) -> Result<Value, String> {
 /// Evaluates an expression to JSON (undefined is null).
 pub fn eval(expr: &str, ctx: &Value) -> Result<Value, String> {
     let e = env().compile_expression(expr).map_err(|e| e.to_string())?;
+    eval_compiled(&e, ctx)
+}
+
+fn eval_compiled(e: &minijinja::Expression<'_, '_>, ctx: &Value) -> Result<Value, String> {
     let v = e
         .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
         .map_err(|e| e.to_string())?;
@@ -114,6 +130,23 @@ mod tests {
             Value::Null
         );
         assert_eq!(eval("input.n * 2", &ctx).expect("e"), json!(6));
+        // A dict literal ends in `}}` too: still one expression, still an object.
+        assert_eq!(
+            render("{{ input.q or {'term': {'a': 'b'}} }}", &ctx).expect("r"),
+            json!({"term": {"a": "b"}})
+        );
+        assert_eq!(
+            render("{{ input.n }} and {{ input.s }}", &ctx).expect("r"),
+            json!("3 and a b")
+        );
         assert!(render("{% for i in range(100000000) %}x{% endfor %}", &ctx).is_err());
+        assert_eq!(
+            eval("input.ips is contains('1.2.3.4')", &ctx).expect("e"),
+            json!(true)
+        );
+        assert_eq!(
+            eval("input.s is contains('z')", &ctx).expect("e"),
+            json!(false)
+        );
     }
 }

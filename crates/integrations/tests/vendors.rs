@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use bulwark_core::{Scope, TenantId};
 use bulwark_integrations::{Integrations, action::engine_actions};
 use bulwark_store::integrations::IntegrationWrite;
@@ -629,4 +629,1269 @@ async fn a_playbook_runs_an_integration_action_through_the_worker() {
             .iter()
             .all(|s| !s.input.to_string().contains("vt-secret-key"))
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other built-ins, each against a fake that answers like the vendor's documentation shows.
+// Every fake checks the credential the way the vendor does and records what it received.
+
+/// What the other fakes received: "vendor: detail" lines.
+#[derive(Default)]
+struct Seen(Mutex<Vec<String>>);
+
+impl Seen {
+    fn push(&self, s: impl Into<String>) {
+        self.0.lock().expect("lock").push(s.into());
+    }
+    fn all(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+type V = State<Arc<Seen>>;
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn shodan_host(
+    State(s): V,
+    Path(ip): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if q.get("key").map(String::as_str) != Some("shodan-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "Invalid API key"})),
+        )
+            .into_response();
+    }
+    s.push(format!("shodan: {ip}"));
+    if ip == "45.33.32.1" {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "No information available for that IP."})),
+        )
+            .into_response();
+    }
+    Json(json!({
+        "ip_str": ip, "ip": 757935780u32, "ports": [22, 80, 443], "hostnames": ["c2.bad.example"],
+        "domains": ["bad.example"], "org": "Bad Hosting", "isp": "Bad Hosting", "asn": "AS64500",
+        "os": null, "country_name": "Netherlands", "country_code": "NL", "city": "Amsterdam",
+        "tags": ["c2", "self-signed"], "vulns": ["CVE-2021-44228", "CVE-2014-0160"],
+        "last_update": "2024-05-10T12:00:00.000000",
+        "data": [{"port": 443, "transport": "tcp", "product": "nginx", "data": "HTTP/1.1 200 OK"}]
+    }))
+    .into_response()
+}
+
+async fn shodan_info(Query(q): Query<HashMap<String, String>>) -> Response {
+    if q.get("key").map(String::as_str) != Some("shodan-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "Invalid API key"})),
+        )
+            .into_response();
+    }
+    Json(json!({"scan_credits": 100, "usage_limits": {"scan_credits": 100, "query_credits": 100, "monitored_ips": 16},
+                "plan": "dev", "https": false, "unlocked": true, "query_credits": 98, "monitored_ips": 0,
+                "unlocked_left": 98, "telnet": false}))
+    .into_response()
+}
+
+async fn greynoise(h: HeaderMap, Path(ip): Path<String>) -> Response {
+    if header(&h, "key") != Some("gn-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Authentication required"})),
+        )
+            .into_response();
+    }
+    match ip.as_str() {
+        "8.8.8.8" => Json(
+            json!({"ip": ip, "noise": false, "riot": true, "classification": "benign",
+            "name": "Google Public DNS", "link": "https://viz.greynoise.io/riot/8.8.8.8",
+            "last_seen": "2024-05-10", "message": "Success"}),
+        )
+        .into_response(),
+        "45.33.32.1" => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"ip": ip, "noise": false, "riot": false,
+            "message": "IP not observed scanning the internet or contained in RIOT data set."})),
+        )
+            .into_response(),
+        _ => Json(
+            json!({"ip": ip, "noise": true, "riot": false, "classification": "malicious",
+            "name": "unknown", "link": format!("https://viz.greynoise.io/ip/{ip}"),
+            "last_seen": "2024-05-10", "message": "Success"}),
+        )
+        .into_response(),
+    }
+}
+
+async fn urlhaus(
+    State(s): V,
+    h: HeaderMap,
+    Path(what): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if header(&h, "auth-key") != Some("abuse-ch-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"query_status": "unknown_auth_key"})),
+        )
+            .into_response();
+    }
+    s.push(format!("urlhaus {what}: {}", {
+        let mut f: Vec<_> = form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        f.sort();
+        f.join("&")
+    }));
+    let hit = form.values().any(|v| v.contains("bad"));
+    let no = || Json(json!({"query_status": "no_results"})).into_response();
+    match what.as_str() {
+        "url" if hit => Json(json!({"query_status": "ok", "id": "105821",
+            "urlhaus_reference": "https://urlhaus.abuse.ch/url/105821/", "url": form.get("url"),
+            "url_status": "online", "host": "bad.example", "date_added": "2024-05-10 12:00:00 UTC",
+            "threat": "malware_download", "blacklists": {"spamhaus_dbl": "not listed", "surbl": "not listed"},
+            "reporter": "abuse_ch", "larted": "true", "tags": ["elf", "Mozi"], "payloads": []})).into_response(),
+        "host" if hit => Json(json!({"query_status": "ok", "urlhaus_reference": "https://urlhaus.abuse.ch/host/bad.example/",
+            "host": "bad.example", "firstseen": "2024-05-01 12:00:00 UTC", "url_count": "12",
+            "blacklists": {"spamhaus_dbl": "abused_legit_malware", "surbl": "listed"}, "urls": []})).into_response(),
+        "payload" if form.get("sha256_hash").is_some_and(|v| v.starts_with("bad")) || form.get("md5_hash").is_some_and(|v| v.starts_with("bad")) => {
+            Json(json!({"query_status": "ok", "md5_hash": "x", "sha256_hash": "y", "file_type": "exe",
+                "file_size": "65536", "signature": "Heodo", "firstseen": "2024-05-01 12:00:00", "lastseen": null,
+                "url_count": "3", "urlhaus_download": "https://urlhaus-api.abuse.ch/v1/download/y/"})).into_response()
+        }
+        _ => no(),
+    }
+}
+
+async fn threatfox(State(s): V, h: HeaderMap, Json(b): Json<Value>) -> Response {
+    if header(&h, "auth-key") != Some("abuse-ch-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"query_status": "unknown_auth_key"})),
+        )
+            .into_response();
+    }
+    s.push(format!("threatfox: {b}"));
+    if b["query"] != "search_ioc" {
+        return Json(json!({"query_status": "unknown_query"})).into_response();
+    }
+    if b["search_term"] == "bad.example" {
+        Json(json!({"query_status": "ok", "data": [{"id": "41", "ioc": "bad.example", "threat_type": "botnet_cc",
+            "threat_type_desc": "Indicator that identifies a botnet command&control server (C&C)",
+            "ioc_type": "domain", "malware": "win.dridex", "malware_printable": "Dridex", "malware_alias": null,
+            "confidence_level": 90, "first_seen": "2024-05-01 13:36:27 UTC", "last_seen": null,
+            "reporter": "abuse_ch", "tags": ["exe"]}]}))
+        .into_response()
+    } else {
+        Json(json!({"query_status": "no_result", "data": "Your search did not yield any results"}))
+            .into_response()
+    }
+}
+
+async fn es_search(
+    State(s): V,
+    h: HeaderMap,
+    Path(index): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    if header(&h, "authorization") != Some("ApiKey es-key") {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"root_cause": [{"type": "security_exception",
+            "reason": "unable to authenticate with provided credentials and anonymous access is not allowed for this request"}],
+            "type": "security_exception", "reason": "unable to authenticate with provided credentials and anonymous access is not allowed for this request"},
+            "status": 401}))).into_response();
+    }
+    s.push(format!("es search {index}: {}", b["query"]));
+    Json(json!({"took": 3, "timed_out": false, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 2, "relation": "eq"}, "max_score": 1.0, "hits": [
+            {"_index": "logs-1", "_id": "a", "_score": 1.0, "_source": {"source": {"ip": "45.33.32.156"}, "event": {"action": "deny"}}},
+            {"_index": "logs-1", "_id": "b", "_score": 1.0, "_source": {"source": {"ip": "45.33.32.156"}, "event": {"action": "allow"}}}]}}))
+    .into_response()
+}
+
+async fn es_health(h: HeaderMap) -> Response {
+    if header(&h, "authorization") != Some("ApiKey es-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"type": "security_exception",
+            "reason": "unable to authenticate with provided credentials"}, "status": 401})),
+        )
+            .into_response();
+    }
+    Json(
+        json!({"cluster_name": "soc", "status": "green", "timed_out": false, "number_of_nodes": 3,
+                "number_of_data_nodes": 3, "active_primary_shards": 10, "active_shards": 20}),
+    )
+    .into_response()
+}
+
+async fn kibana_signals(State(s): V, h: HeaderMap, Json(b): Json<Value>) -> Response {
+    if header(&h, "kbn-xsrf").is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"statusCode": 400, "error": "Bad Request",
+            "message": "Request must contain a kbn-xsrf header."})),
+        )
+            .into_response();
+    }
+    s.push(format!("kibana signals: {}", b["query"]));
+    Json(json!({"took": 1, "timed_out": false, "hits": {"total": {"value": 1, "relation": "eq"}, "hits": [
+        {"_id": "sig-1", "_index": ".alerts-security.alerts-default", "_source": {
+            "kibana.alert.rule.name": "Suspicious PowerShell", "kibana.alert.workflow_status": "open",
+            "kibana.alert.severity": "high", "host": {"name": "ws-1"}}}]}}))
+    .into_response()
+}
+
+async fn kibana_isolate(
+    State(s): V,
+    h: HeaderMap,
+    Path(cmd): Path<String>,
+    Json(b): Json<Value>,
+) -> Response {
+    if header(&h, "kbn-xsrf").is_none() || header(&h, "authorization") != Some("ApiKey es-key") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"statusCode": 401, "error": "Unauthorized",
+            "message": "[security_exception]: unable to authenticate"})),
+        )
+            .into_response();
+    }
+    s.push(format!(
+        "kibana {cmd}: {} {}",
+        b["endpoint_ids"], b["comment"]
+    ));
+    Json(json!({"action": "c2d7a8e1", "data": {"id": "a3b9c-action", "agents": b["endpoint_ids"],
+        "command": cmd, "agentType": "endpoint", "isExpired": false, "isCompleted": false,
+        "wasSuccessful": false, "status": "pending", "createdBy": "bulwark", "comment": b["comment"]}}))
+    .into_response()
+}
+
+async fn splunk_search(
+    State(s): V,
+    h: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if header(&h, "authorization") != Some("Bearer splunk-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"messages": [{"type": "WARN", "text": "call not properly authenticated"}]}),
+            ),
+        )
+            .into_response();
+    }
+    s.push(format!(
+        "splunk search: {} ({}, {})",
+        form.get("search").cloned().unwrap_or_default(),
+        form.get("exec_mode").cloned().unwrap_or_default(),
+        form.get("output_mode").cloned().unwrap_or_default()
+    ));
+    Json(json!({"preview": false, "init_offset": 0, "messages": [], "fields": [{"name": "src"}, {"name": "count"}],
+        "results": [{"src": "45.33.32.156", "count": "17"}], "highlighted": {}}))
+    .into_response()
+}
+
+async fn splunk_notable(
+    State(s): V,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    if header(&h, "authorization") != Some("Bearer splunk-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"messages": [{"type": "WARN", "text": "call not properly authenticated"}]}),
+            ),
+        )
+            .into_response();
+    }
+    s.push(format!(
+        "splunk notable [{} {}]: {body}",
+        q.get("index").cloned().unwrap_or_default(),
+        q.get("sourcetype").cloned().unwrap_or_default()
+    ));
+    Json(json!({"index": "notable", "bytes": body.len(), "host": "splunk-sh", "source": "bulwark", "sourcetype": "stash"})).into_response()
+}
+
+async fn splunk_info(h: HeaderMap) -> Response {
+    if header(&h, "authorization") != Some("Bearer splunk-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(
+                json!({"messages": [{"type": "WARN", "text": "call not properly authenticated"}]}),
+            ),
+        )
+            .into_response();
+    }
+    Json(json!({"links": {}, "origin": "https://splunk:8089/services/server/info", "updated": "2024-05-10T12:00:00+00:00",
+        "generator": {"build": "abc", "version": "9.1.2"},
+        "entry": [{"name": "server-info", "content": {"version": "9.1.2", "serverName": "splunk-sh", "os_name": "Linux"}}]}))
+    .into_response()
+}
+
+async fn mde_token(
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if tenant != "contoso-tenant"
+        || form.get("client_secret").map(String::as_str) != Some("mde-secret")
+        || form.get("scope").map(String::as_str)
+            != Some("https://api.securitycenter.microsoft.com/.default")
+    {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+            "error_codes": [7000215]}))).into_response();
+    }
+    Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "mde-token"})).into_response()
+}
+
+async fn mde_action(
+    State(s): V,
+    h: HeaderMap,
+    Path((machine, action)): Path<(String, String)>,
+    Json(b): Json<Value>,
+) -> Response {
+    if header(&h, "authorization") != Some("Bearer mde-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"code": "Unauthorized", "message": "Authorization failed."}})),
+        )
+            .into_response();
+    }
+    if machine == "unknown-machine" {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": "ResourceNotFound",
+            "message": "Machine unknown-machine was not found", "target": "d4f1"}})),
+        )
+            .into_response();
+    }
+    s.push(format!("mde {action} {machine}: {b}"));
+    let ty = match action.as_str() {
+        "isolate" => "Isolate",
+        "unisolate" => "Unisolate",
+        _ => "RunAntiVirusScan",
+    };
+    (StatusCode::CREATED, Json(json!({
+        "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#MachineActions/$entity",
+        "id": "b89eb834-4578-496c-8be0-03f004061435", "type": ty, "requestor": "bulwark-app",
+        "requestorComment": b["Comment"], "status": "Pending", "machineId": machine,
+        "computerDnsName": "ws-1.contoso.local", "creationDateTimeUtc": "2024-05-10T12:00:00Z",
+        "lastUpdateTimeUtc": "2024-05-10T12:00:00Z", "relatedFileInfo": null}))).into_response()
+}
+
+async fn mde_machines(h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    if header(&h, "authorization") != Some("Bearer mde-token") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"code": "Unauthorized", "message": "Authorization failed."}})),
+        )
+            .into_response();
+    }
+    Json(json!({"@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Machines",
+        "value": [{"id": "1e5bc9d7e413ddd7902c2932e418702b84d0cc07", "computerDnsName": "ws-1.contoso.local",
+                   "healthStatus": "Active", "top": q.get("$top")}]}))
+    .into_response()
+}
+
+async fn teams_hook(State(s): V, Json(b): Json<Value>) -> Response {
+    if b["text"] == "" || b["@type"] != "MessageCard" {
+        return (StatusCode::BAD_REQUEST, "Summary or Text is required.").into_response();
+    }
+    s.push(format!(
+        "teams: {} | {} | {}",
+        b["title"], b["text"], b["potentialAction"]
+    ));
+    (StatusCode::OK, "1").into_response()
+}
+
+async fn hook(State(s): V, h: HeaderMap, Json(b): Json<Value>) -> Response {
+    if header(&h, "x-hook-token") != Some("hook-secret") {
+        return (StatusCode::FORBIDDEN, Json(json!({"error": "bad token"}))).into_response();
+    }
+    s.push(format!(
+        "hook [{}]: {b}",
+        header(&h, "idempotency-key").unwrap_or("-")
+    ));
+    (StatusCode::ACCEPTED, Json(json!({"accepted": true}))).into_response()
+}
+
+async fn jira_issue(State(s): V, h: HeaderMap, Json(b): Json<Value>) -> Response {
+    use base64::Engine;
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("soc@example.org:jira-token")
+    );
+    if header(&h, "authorization") != Some(good.as_str()) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"errorMessages": ["You are not authenticated. Authentication required to perform this operation."], "errors": {}}))).into_response();
+    }
+    if b["fields"]["project"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return (StatusCode::BAD_REQUEST, Json(json!({"errorMessages": [], "errors": {"project": "Specify a valid project ID or key"}}))).into_response();
+    }
+    s.push(format!(
+        "jira: {} {} {}",
+        b["fields"]["project"]["key"], b["fields"]["summary"], b["fields"]["labels"]
+    ));
+    (StatusCode::CREATED, Json(json!({"id": "10000", "key": "SEC-24", "self": "https://yourorg.atlassian.net/rest/api/2/issue/10000"}))).into_response()
+}
+
+async fn jira_myself(h: HeaderMap) -> Response {
+    use base64::Engine;
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("soc@example.org:jira-token")
+    );
+    if header(&h, "authorization") != Some(good.as_str()) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"errorMessages": ["You are not authenticated. Authentication required to perform this operation."], "errors": {}}))).into_response();
+    }
+    Json(json!({"accountId": "5b10a2844c20165700ede21g", "displayName": "SOC Bot", "active": true}))
+        .into_response()
+}
+
+async fn pagerduty(State(s): V, Json(b): Json<Value>) -> Response {
+    if b["routing_key"].as_str().map(str::len) != Some(32) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({"status": "invalid event", "message": "Event object is invalid",
+            "errors": ["Length of 'routing_key' is incorrect (should be 32 characters)"]}),
+            ),
+        )
+            .into_response();
+    }
+    s.push(format!(
+        "pagerduty: {} {} {}",
+        b["dedup_key"], b["payload"]["summary"], b["payload"]["severity"]
+    ));
+    (
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"status": "success", "message": "Event processed", "dedup_key": b["dedup_key"]}),
+        ),
+    )
+        .into_response()
+}
+
+async fn rdap_bootstrap(Path((kind, what)): Path<(String, String)>) -> Response {
+    // rdap.org answers with a redirect to the registry's RDAP server.
+    let mut r = StatusCode::FOUND.into_response();
+    r.headers_mut().insert(
+        "location",
+        format!("/registry/{kind}/{what}").parse().expect("header"),
+    );
+    r
+}
+
+async fn rdap_registry(Path((kind, what)): Path<(String, String)>) -> Response {
+    match (kind.as_str(), what.as_str()) {
+        ("domain", "nosuch.example") => (StatusCode::NOT_FOUND, Json(json!({"errorCode": 404, "title": "Not Found"}))).into_response(),
+        ("domain", d) => Json(json!({"objectClassName": "domain", "handle": "2336799_DOMAIN_COM-VRSN",
+            "ldhName": d.to_uppercase(), "status": ["client delete prohibited", "client transfer prohibited"],
+            "events": [{"eventAction": "registration", "eventDate": "1995-08-14T04:00:00Z"},
+                       {"eventAction": "expiration", "eventDate": "2025-08-13T04:00:00Z"}],
+            "entities": [{"objectClassName": "entity", "handle": "376", "roles": ["registrar"],
+                "vcardArray": ["vcard", [["version", {}, "text", "4.0"], ["fn", {}, "text", "Example Registrar, Inc."]]]}],
+            "nameservers": [{"objectClassName": "nameserver", "ldhName": "A.IANA-SERVERS.NET"},
+                            {"objectClassName": "nameserver", "ldhName": "B.IANA-SERVERS.NET"}]})).into_response(),
+        (_, ip) => Json(json!({"objectClassName": "ip network", "handle": "NET-45-33-32-0-1", "startAddress": "45.33.32.0",
+            "endAddress": "45.33.63.255", "ipVersion": "v4", "name": "LINODE-US", "type": "DIRECT ALLOCATION",
+            "country": "US", "query": ip})).into_response(),
+    }
+}
+
+async fn start_more_fakes() -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let app = Router::new()
+        .route("/shodan-api/shodan/host/{ip}", get(shodan_host))
+        .route("/shodan-api/api-info", get(shodan_info))
+        .route("/gn/v3/community/{ip}", get(greynoise))
+        .route("/urlhaus/v1/{what}/", post(urlhaus))
+        .route("/threatfox/api/v1/", post(threatfox))
+        .route("/es/{index}/_search", post(es_search))
+        .route("/es/_cluster/health", get(es_health))
+        .route(
+            "/kibana/api/detection_engine/signals/search",
+            post(kibana_signals),
+        )
+        .route("/kibana/api/endpoint/action/{cmd}", post(kibana_isolate))
+        .route("/splunk/services/search/jobs", post(splunk_search))
+        .route("/splunk/services/receivers/simple", post(splunk_notable))
+        .route("/splunk/services/server/info", get(splunk_info))
+        .route("/login/{tenant}/oauth2/v2.0/token", post(mde_token))
+        .route("/mde/api/machines/{machine}/{action}", post(mde_action))
+        .route("/mde/api/machines", get(mde_machines))
+        .route("/teams/hook", post(teams_hook))
+        .route("/hook", post(hook))
+        .route("/jira/rest/api/2/issue", post(jira_issue))
+        .route("/jira/rest/api/2/myself", get(jira_myself))
+        .route("/pd/v2/enqueue", post(pagerduty))
+        .route("/rdap/{kind}/{what}", get(rdap_bootstrap))
+        .route("/registry/{kind}/{what}", get(rdap_registry))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+fn verdict(inst: &bulwark_integrations::Instance, action: &str, out: &Value) -> (i64, String) {
+    let def = inst.ty.action(action).expect("action");
+    Integrations::reputation(def, &json!({}), out).expect("an enrichment action")
+}
+
+#[tokio::test]
+async fn shodan_greynoise_urlhaus_threatfox() {
+    let e = env().await;
+    let (base, seen) = start_more_fakes().await;
+    let t = Duration::from_secs(20);
+
+    // Shodan: the key goes in the query; it never shows in a result or an error.
+    let shodan = e
+        .add(
+            "shodan",
+            "shodan",
+            json!({"base_url": format!("{base}/shodan-api"), "rate_limit_per_minute": 6000}),
+            json!({"api_key": "shodan-key"}),
+        )
+        .await;
+    let shodan = e.rt.open(&shodan).expect("open");
+    let out =
+        e.rt.call(&shodan, "host", &json!({"ip": "45.33.32.156"}), "k", t)
+            .await
+            .expect("host");
+    assert_eq!(out["ports"], json!([22, 80, 443]));
+    assert_eq!(out["org"], "Bad Hosting");
+    assert_eq!(out["vulns"], json!(["CVE-2021-44228", "CVE-2014-0160"]));
+    assert_eq!(
+        verdict(&shodan, "host", &out),
+        (50, "malicious".to_string())
+    );
+    let out =
+        e.rt.call(&shodan, "host", &json!({"ip": "45.33.32.1"}), "k", t)
+            .await
+            .expect("404");
+    assert_eq!(out, json!({"found": false}));
+    assert_eq!(verdict(&shodan, "host", &out).1, "unknown");
+    assert!(e.rt.health(&shodan).await.ok);
+    let bad = e
+        .add(
+            "shodan",
+            "shodan-bad",
+            json!({"base_url": format!("{base}/shodan-api"), "rate_limit_per_minute": 6000}),
+            json!({"api_key": "leaked-shodan-key"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("HTTP 401") && h.message.contains("Invalid API key"),
+        "{}",
+        h.message
+    );
+    assert!(!h.message.contains("leaked-shodan-key"), "{}", h.message);
+
+    // GreyNoise: RIOT is benign, noise classified malicious is malicious, unseen is unknown.
+    let gn = e
+        .add(
+            "greynoise",
+            "gn",
+            json!({"base_url": format!("{base}/gn")}),
+            json!({"api_key": "gn-key"}),
+        )
+        .await;
+    let gn = e.rt.open(&gn).expect("open");
+    let out =
+        e.rt.call(&gn, "lookup_ip", &json!({"ip": "8.8.8.8"}), "k", t)
+            .await
+            .expect("riot");
+    assert_eq!(
+        (out["riot"].clone(), out["name"].clone()),
+        (json!(true), json!("Google Public DNS"))
+    );
+    assert_eq!(verdict(&gn, "lookup_ip", &out), (0, "benign".to_string()));
+    let out =
+        e.rt.call(&gn, "lookup_ip", &json!({"ip": "45.33.32.156"}), "k", t)
+            .await
+            .expect("noise");
+    assert_eq!(
+        verdict(&gn, "lookup_ip", &out),
+        (90, "malicious".to_string())
+    );
+    let out =
+        e.rt.call(&gn, "lookup_ip", &json!({"ip": "45.33.32.1"}), "k", t)
+            .await
+            .expect("unseen");
+    assert_eq!(out["found"], false);
+    assert_eq!(verdict(&gn, "lookup_ip", &out).1, "unknown");
+    assert!(e.rt.health(&gn).await.ok);
+
+    // URLhaus: form posts; no_results is "unknown", a hit is malicious.
+    let uh = e
+        .add(
+            "urlhaus",
+            "urlhaus",
+            json!({"base_url": format!("{base}/urlhaus/v1")}),
+            json!({"auth_key": "abuse-ch-key"}),
+        )
+        .await;
+    let uh = e.rt.open(&uh).expect("open");
+    let out =
+        e.rt.call(
+            &uh,
+            "lookup_url",
+            &json!({"url": "http://bad.example/x.exe"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("url");
+    assert_eq!(
+        (out["found"].clone(), out["threat"].clone()),
+        (json!(true), json!("malware_download"))
+    );
+    assert_eq!(
+        verdict(&uh, "lookup_url", &out),
+        (95, "malicious".to_string())
+    );
+    let out =
+        e.rt.call(
+            &uh,
+            "lookup_url",
+            &json!({"url": "http://fine.example/"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("url");
+    assert_eq!(out["found"], false);
+    assert_eq!(verdict(&uh, "lookup_url", &out), (0, "unknown".to_string()));
+    let out =
+        e.rt.call(&uh, "lookup_host", &json!({"host": "bad.example"}), "k", t)
+            .await
+            .expect("host");
+    assert_eq!(out["url_count"], 12);
+    assert_eq!(
+        verdict(&uh, "lookup_host", &out),
+        (100, "malicious".to_string())
+    );
+    let sha = format!("bad{}", "0".repeat(61));
+    let out =
+        e.rt.call(&uh, "lookup_payload", &json!({"hash": sha}), "k", t)
+            .await
+            .expect("payload");
+    assert_eq!(out["signature"], "Heodo");
+    assert!(
+        seen.all()
+            .contains(&format!("urlhaus payload: sha256_hash={sha}")),
+        "{:?}",
+        seen.all()
+    );
+    assert!(e.rt.health(&uh).await.ok);
+
+    // ThreatFox: JSON body with the query selector; confidence becomes the score.
+    let tf = e
+        .add(
+            "threatfox",
+            "threatfox",
+            json!({"base_url": format!("{base}/threatfox/api/v1")}),
+            json!({"auth_key": "abuse-ch-key"}),
+        )
+        .await;
+    let tf = e.rt.open(&tf).expect("open");
+    let out =
+        e.rt.call(&tf, "search_ioc", &json!({"ioc": "bad.example"}), "k", t)
+            .await
+            .expect("ioc");
+    assert_eq!(
+        (out["malware"].clone(), out["threat_type"].clone()),
+        (json!("Dridex"), json!("botnet_cc"))
+    );
+    assert_eq!(
+        verdict(&tf, "search_ioc", &out),
+        (90, "malicious".to_string())
+    );
+    let out =
+        e.rt.call(&tf, "search_ioc", &json!({"ioc": "fine.example"}), "k", t)
+            .await
+            .expect("none");
+    assert_eq!(
+        (out["found"].clone(), out["matches"].clone()),
+        (json!(false), json!([]))
+    );
+    assert_eq!(verdict(&tf, "search_ioc", &out).1, "unknown");
+    let bad = e
+        .add(
+            "threatfox",
+            "threatfox-bad",
+            json!({"base_url": format!("{base}/threatfox/api/v1")}),
+            json!({"auth_key": "wrong-key"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("unknown_auth_key"),
+        "{}",
+        h.message
+    );
+}
+
+#[tokio::test]
+async fn elastic_splunk_defender() {
+    let e = env().await;
+    let (base, seen) = start_more_fakes().await;
+    let t = Duration::from_secs(20);
+
+    let es = e
+        .add(
+            "elastic",
+            "elastic",
+            json!({"base_url": format!("{base}/es"), "kibana_url": format!("{base}/kibana")}),
+            json!({"api_key": "es-key"}),
+        )
+        .await;
+    let es = e.rt.open(&es).expect("open");
+    let out =
+        e.rt.call(
+            &es,
+            "search",
+            &json!({"index": "logs-*", "query": {"term": {"source.ip": "45.33.32.156"}}}),
+            "k",
+            t,
+        )
+        .await
+        .expect("search");
+    assert_eq!(out["total"], 2);
+    assert_eq!(out["hits"][0]["event"]["action"], "deny");
+    let out =
+        e.rt.call(&es, "get_alerts", &json!({}), "k", t)
+            .await
+            .expect("alerts");
+    assert_eq!(
+        out["alerts"][0]["kibana.alert.rule.name"],
+        "Suspicious PowerShell"
+    );
+    let out =
+        e.rt.call(
+            &es,
+            "isolate_host",
+            &json!({"endpoint_ids": ["ep-1"]}),
+            "k",
+            t,
+        )
+        .await
+        .expect("isolate");
+    assert_eq!(
+        (out["action_id"].clone(), out["command"].clone()),
+        (json!("a3b9c-action"), json!("isolate"))
+    );
+    e.rt.call(
+        &es,
+        "release_host",
+        &json!({"endpoint_ids": ["ep-1"]}),
+        "k",
+        t,
+    )
+    .await
+    .expect("release");
+    assert!(e.rt.health(&es).await.ok);
+    let all = seen.all();
+    assert!(
+        all.contains(&"es search logs-*: {\"term\":{\"source.ip\":\"45.33.32.156\"}}".to_string()),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(
+            &"kibana signals: {\"term\":{\"kibana.alert.workflow_status\":\"open\"}}".to_string()
+        ),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&"kibana isolate: [\"ep-1\"] \"Isolated by Bulwark\"".to_string()),
+        "{all:?}"
+    );
+    assert!(
+        all.contains(&"kibana unisolate: [\"ep-1\"] \"Released by Bulwark\"".to_string()),
+        "{all:?}"
+    );
+    let bad = e
+        .add(
+            "elastic",
+            "elastic-bad",
+            json!({"base_url": format!("{base}/es")}),
+            json!({"api_key": "nope-nope"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("unable to authenticate"),
+        "{}",
+        h.message
+    );
+
+    let sp = e
+        .add(
+            "splunk",
+            "splunk",
+            json!({"base_url": format!("{base}/splunk")}),
+            json!({"token": "splunk-token"}),
+        )
+        .await;
+    let sp = e.rt.open(&sp).expect("open");
+    let out =
+        e.rt.call(
+            &sp,
+            "search",
+            &json!({"query": "index=fw src=45.33.32.156 | stats count by src"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("search");
+    assert_eq!(
+        (out["count"].clone(), out["results"][0]["count"].clone()),
+        (json!(1), json!("17"))
+    );
+    assert!(
+        seen.all().contains(
+            &"splunk search: search index=fw src=45.33.32.156 | stats count by src (oneshot, json)"
+                .to_string()
+        ),
+        "{:?}",
+        seen.all()
+    );
+    let out =
+        e.rt.call(
+            &sp,
+            "create_notable",
+            &json!({"title": "Bulwark: \"C2\" beacon", "urgency": "high"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("notable");
+    assert_eq!(out["index"], "notable");
+    assert!(
+        seen.all().iter().any(|l| l
+            .starts_with("splunk notable [notable stash]: rule_title=\"Bulwark: 'C2' beacon\"")
+            && l.contains("urgency=\"high\"")),
+        "{:?}",
+        seen.all()
+    );
+    assert!(e.rt.health(&sp).await.ok);
+    let bad = e
+        .add(
+            "splunk",
+            "splunk-bad",
+            json!({"base_url": format!("{base}/splunk")}),
+            json!({"token": "expired-token"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("call not properly authenticated"),
+        "{}",
+        h.message
+    );
+
+    // Defender: OAuth2 client credentials against the identity endpoint, then machine actions.
+    let mde = e
+        .add(
+            "defender",
+            "mde",
+            json!({"base_url": format!("{base}/mde/api"), "token_url": format!("{base}/login"),
+                   "tenant_id": "contoso-tenant", "client_id": "app-id"}),
+            json!({"client_secret": "mde-secret"}),
+        )
+        .await;
+    let mde = e.rt.open(&mde).expect("open");
+    let out =
+        e.rt.call(
+            &mde,
+            "isolate_machine",
+            &json!({"machine_id": "m-1"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("isolate");
+    assert_eq!(
+        (
+            out["type"].clone(),
+            out["status"].clone(),
+            out["machine_id"].clone()
+        ),
+        (json!("Isolate"), json!("Pending"), json!("m-1"))
+    );
+    let out =
+        e.rt.call(
+            &mde,
+            "unisolate_machine",
+            &json!({"machine_id": "m-1"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("release");
+    assert_eq!(out["type"], "Unisolate");
+    let out =
+        e.rt.call(
+            &mde,
+            "run_av_scan",
+            &json!({"machine_id": "m-1", "scan_type": "Full"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("scan");
+    assert_eq!(out["type"], "RunAntiVirusScan");
+    assert!(seen.all().contains(&"mde runAntiVirusScan m-1: {\"Comment\":\"Scan requested by Bulwark\",\"ScanType\":\"Full\"}".to_string()), "{:?}", seen.all());
+    let err =
+        e.rt.call(
+            &mde,
+            "isolate_machine",
+            &json!({"machine_id": "unknown-machine"}),
+            "k",
+            t,
+        )
+        .await
+        .expect_err("404");
+    assert!(
+        err.message.contains("HTTP 404") && err.message.contains("was not found") && !err.retryable,
+        "{err:?}"
+    );
+    let err =
+        e.rt.call(
+            &mde,
+            "isolate_machine",
+            &json!({"machine_id": "m-1", "isolation_type": "Partial"}),
+            "k",
+            t,
+        )
+        .await
+        .expect_err("enum");
+    assert!(err.message.starts_with("input.isolation_type"), "{err:?}");
+    assert!(e.rt.health(&mde).await.ok);
+    let bad = e
+        .add(
+            "defender",
+            "mde-bad",
+            json!({"base_url": format!("{base}/mde/api"), "token_url": format!("{base}/login"),
+                   "tenant_id": "contoso-tenant", "client_id": "app-id"}),
+            json!({"client_secret": "stale-secret-value"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("AADSTS7000215"),
+        "{}",
+        h.message
+    );
+    assert!(!h.message.contains("stale-secret-value"), "{}", h.message);
+}
+
+#[tokio::test]
+async fn teams_webhook_jira_pagerduty_rdap_dns() {
+    let e = env().await;
+    let (base, seen) = start_more_fakes().await;
+    let t = Duration::from_secs(20);
+
+    // Teams answers "1" as text: a success without a JSON body.
+    let teams = e
+        .add(
+            "teams",
+            "teams",
+            json!({}),
+            json!({"webhook_url": format!("{base}/teams/hook")}),
+        )
+        .await;
+    let teams = e.rt.open(&teams).expect("open");
+    e.rt.call(
+        &teams,
+        "notify",
+        &json!({"title": "Alert", "text": "C2 beacon", "link": "https://bulwark/a/1"}),
+        "k",
+        t,
+    )
+    .await
+    .expect("teams");
+    let line = seen
+        .all()
+        .into_iter()
+        .find(|l| l.starts_with("teams:"))
+        .expect("teams got it");
+    assert!(
+        line.contains("\"Alert\" | \"C2 beacon\"") && line.contains("https://bulwark/a/1"),
+        "{line}"
+    );
+    let err =
+        e.rt.call(&teams, "notify", &json!({"text": ""}), "k", t)
+            .await
+            .expect_err("400");
+    assert!(
+        err.message.contains("HTTP 400") && err.message.contains("Text is required"),
+        "{err:?}"
+    );
+    // The webhook URL is the credential: never in an error.
+    assert!(!err.message.contains("/teams/hook"), "{err:?}");
+
+    // Generic webhook: the idempotency key and the optional header go along.
+    let hook = e
+        .add(
+            "webhook",
+            "hook",
+            json!({"header_name": "X-Hook-Token"}),
+            json!({"url": format!("{base}/hook"), "header_value": "hook-secret"}),
+        )
+        .await;
+    let hook = e.rt.open(&hook).expect("open");
+    let out =
+        e.rt.call(
+            &hook,
+            "send",
+            &json!({"payload": {"a": [1, 2]}}),
+            "delivery-1",
+            t,
+        )
+        .await
+        .expect("send");
+    assert_eq!(out["accepted"], true);
+    e.rt.call(
+        &hook,
+        "notify",
+        &json!({"title": "T", "text": "x", "event": {"kind": "alert.created"}}),
+        "delivery-2",
+        t,
+    )
+    .await
+    .expect("notify");
+    let all = seen.all();
+    assert!(
+        all.contains(&"hook [delivery-1]: {\"a\":[1,2]}".to_string()),
+        "{all:?}"
+    );
+    assert!(all.contains(&"hook [delivery-2]: {\"event\":{\"kind\":\"alert.created\"},\"text\":\"x\",\"title\":\"T\"}".to_string()), "{all:?}");
+    let bad = e
+        .add(
+            "webhook",
+            "hook-bad",
+            json!({"header_name": "X-Hook-Token"}),
+            json!({"url": format!("{base}/hook"), "header_value": "wrong-hook-secret"}),
+        )
+        .await;
+    let err =
+        e.rt.call(
+            &e.rt.open(&bad).expect("open"),
+            "notify",
+            &json!({"text": "x"}),
+            "k",
+            t,
+        )
+        .await
+        .expect_err("403");
+    assert!(
+        err.message.contains("HTTP 403") && err.message.contains("bad token") && !err.retryable,
+        "{err:?}"
+    );
+    assert!(!err.message.contains("wrong-hook-secret"));
+
+    // Jira: basic auth with the API token; a missing project is Jira's own message.
+    let jira = e
+        .add("jira", "jira", json!({"base_url": format!("{base}/jira"), "email": "soc@example.org", "project_key": "SEC"}),
+             json!({"api_token": "jira-token"}))
+        .await;
+    let jira = e.rt.open(&jira).expect("open");
+    let out =
+        e.rt.call(
+            &jira,
+            "create_issue",
+            &json!({"summary": "Phishing wave", "labels": ["bulwark"]}),
+            "k",
+            t,
+        )
+        .await
+        .expect("issue");
+    assert_eq!(out["key"], "SEC-24");
+    assert_eq!(out["url"], format!("{base}/jira/browse/SEC-24"));
+    assert!(
+        seen.all()
+            .contains(&"jira: \"SEC\" \"Phishing wave\" [\"bulwark\"]".to_string()),
+        "{:?}",
+        seen.all()
+    );
+    assert!(e.rt.health(&jira).await.ok);
+    let no_project = e
+        .add(
+            "jira",
+            "jira-np",
+            json!({"base_url": format!("{base}/jira"), "email": "soc@example.org"}),
+            json!({"api_token": "jira-token"}),
+        )
+        .await;
+    let err =
+        e.rt.call(
+            &e.rt.open(&no_project).expect("open"),
+            "create_issue",
+            &json!({"summary": "x"}),
+            "k",
+            t,
+        )
+        .await
+        .expect_err("400");
+    assert!(err.message.contains("HTTP 400"), "{err:?}");
+    let bad = e
+        .add(
+            "jira",
+            "jira-bad",
+            json!({"base_url": format!("{base}/jira"), "email": "soc@example.org"}),
+            json!({"api_token": "revoked-token"}),
+        )
+        .await;
+    let h = e.rt.health(&e.rt.open(&bad).expect("open")).await;
+    assert!(
+        !h.ok && h.message.contains("You are not authenticated"),
+        "{}",
+        h.message
+    );
+
+    // PagerDuty: the idempotency key is the dedup key (a retried step does not page twice).
+    let key32 = "0123456789abcdef0123456789abcdef";
+    let pd = e
+        .add(
+            "pagerduty",
+            "pd",
+            json!({"base_url": format!("{base}/pd")}),
+            json!({"routing_key": key32}),
+        )
+        .await;
+    let pd = e.rt.open(&pd).expect("open");
+    let out =
+        e.rt.call(
+            &pd,
+            "trigger",
+            &json!({"summary": "Ransomware on ws-1", "severity": "critical"}),
+            "run-1:page",
+            t,
+        )
+        .await
+        .expect("trigger");
+    assert_eq!(
+        (out["status"].clone(), out["dedup_key"].clone()),
+        (json!("success"), json!("run-1:page"))
+    );
+    let out =
+        e.rt.call(
+            &pd,
+            "notify",
+            &json!({"title": "Incident #4", "text": "opened"}),
+            "delivery-9",
+            t,
+        )
+        .await
+        .expect("notify");
+    assert_eq!(out["dedup_key"], "delivery-9");
+    assert!(
+        seen.all()
+            .contains(&"pagerduty: \"delivery-9\" \"Incident #4: opened\" \"error\"".to_string()),
+        "{:?}",
+        seen.all()
+    );
+    let bad = e
+        .add(
+            "pagerduty",
+            "pd-bad",
+            json!({"base_url": format!("{base}/pd")}),
+            json!({"routing_key": "short-key"}),
+        )
+        .await;
+    let err =
+        e.rt.call(
+            &e.rt.open(&bad).expect("open"),
+            "trigger",
+            &json!({"summary": "x"}),
+            "k",
+            t,
+        )
+        .await
+        .expect_err("400");
+    assert!(
+        err.message.contains("HTTP 400") && err.message.contains("routing_key"),
+        "{err:?}"
+    );
+
+    // RDAP: the bootstrap redirects to the registry; the redirect is followed (and checked).
+    let rdap = e
+        .add(
+            "rdap",
+            "rdap",
+            json!({"base_url": format!("{base}/rdap")}),
+            json!({}),
+        )
+        .await;
+    let rdap = e.rt.open(&rdap).expect("open");
+    let out =
+        e.rt.call(&rdap, "domain", &json!({"domain": "example.com"}), "k", t)
+            .await
+            .expect("domain");
+    assert_eq!(out["name"], "EXAMPLE.COM");
+    assert_eq!(out["registrar"], "Example Registrar, Inc.");
+    assert_eq!(
+        out["nameservers"],
+        json!(["A.IANA-SERVERS.NET", "B.IANA-SERVERS.NET"])
+    );
+    let out =
+        e.rt.call(
+            &rdap,
+            "domain",
+            &json!({"domain": "nosuch.example"}),
+            "k",
+            t,
+        )
+        .await
+        .expect("404");
+    assert_eq!(out, json!({"found": false}));
+    let out =
+        e.rt.call(&rdap, "ip", &json!({"ip": "45.33.32.156"}), "k", t)
+            .await
+            .expect("ip");
+    assert_eq!(
+        (out["name"].clone(), out["country"].clone()),
+        (json!("LINODE-US"), json!("US"))
+    );
+    assert!(e.rt.health(&rdap).await.ok);
+
+    // DNS through the system resolver, on a name every system resolves locally.
+    let dns = e.add("dns", "dns", json!({}), json!({})).await;
+    let dns = e.rt.open(&dns).expect("open");
+    let out =
+        e.rt.call(&dns, "resolve", &json!({"name": "localhost"}), "k", t)
+            .await
+            .expect("resolve");
+    assert_eq!(out["found"], true, "{out}");
+    let addrs: Vec<&str> = out["addresses"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        addrs.iter().any(|a| *a == "127.0.0.1" || *a == "::1"),
+        "{addrs:?}"
+    );
+    let err =
+        e.rt.call(&dns, "resolve", &json!({"name": "http://x/y"}), "k", t)
+            .await
+            .expect_err("not a name");
+    assert!(err.message.starts_with("input.name"), "{err:?}");
+    assert!(e.rt.health(&dns).await.ok);
 }
