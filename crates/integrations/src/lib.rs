@@ -1041,11 +1041,29 @@ pub fn reason(body: &[u8]) -> Option<String> {
 }
 
 /// Job kinds handled by [`run_jobs`].
-pub const JOB_ENRICHMENT: &str = "enrichment";
-pub const JOB_NOTIFICATION: &str = "notification";
+pub use bulwark_store::automation::{JOB_ENRICHMENT, JOB_NOTIFICATION};
+
+/// What a job handler tells the job loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Finished (failures this job will not retry are recorded where they belong: on the
+    /// lookup, on the delivery).
+    Done,
+    /// Try the job again at this time (or dead-letter it after its last attempt).
+    RetryAt(chrono::DateTime<chrono::Utc>, String),
+}
+
+/// Jobs worked on at once by one node's integration loop.
+const JOB_SLOTS: usize = 8;
+/// A job's lease; extended every third of it while the job runs.
+const JOB_LEASE: Duration = Duration::from_secs(90);
 
 /// Works on the integration jobs (enrichment, notification deliveries) until `stop` turns
-/// true; also runs the notification scanner duty on the node that holds its lease.
+/// true; also runs the notification scanner duty on the node that holds its lease. Up to
+/// [`JOB_SLOTS`] jobs run at once; each keeps its lease alive while it runs, so a job that
+/// waits on a vendor's rate limit is not taken over by another node. A job's failure is
+/// retried at the time its handler says (dead-lettered after its last attempt); nothing a job
+/// does can stop the loop.
 pub async fn run_jobs(
     store: Store,
     rt: Arc<Integrations>,
@@ -1053,57 +1071,103 @@ pub async fn run_jobs(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let worker = format!("{node_id}-integrations");
-    let lease = Duration::from_secs(60);
     let mut next_duty = tokio::time::Instant::now();
+    let mut running: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
         if tokio::time::Instant::now() >= next_duty {
             notify::scan_duty(&store, &worker).await;
-            next_duty = tokio::time::Instant::now() + Duration::from_secs(5);
+            next_duty = tokio::time::Instant::now() + Duration::from_secs(notify::SCAN_EVERY_SECS);
         }
-        let jobs = match store
-            .claim_jobs(&worker, &[JOB_ENRICHMENT, JOB_NOTIFICATION], 8, lease)
-            .await
-        {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim integration jobs");
-                Vec::new()
-            }
-        };
-        let busy = !jobs.is_empty();
-        let mut set = tokio::task::JoinSet::new();
-        for job in jobs {
-            let (store, rt, worker) = (store.clone(), rt.clone(), worker.clone());
-            set.spawn(async move {
-                let outcome = match job.kind.as_str() {
-                    JOB_ENRICHMENT => enrich::process(&store, &rt, &job).await,
-                    JOB_NOTIFICATION => notify::process(&store, &rt, &job).await,
-                    other => Err(format!("unknown job kind {other}")),
-                };
-                let release = match outcome {
-                    Ok(()) => bulwark_store::automation::JobRelease::Done,
-                    Err(error) => bulwark_store::automation::JobRelease::Failed {
-                        error,
-                        retry_at: chrono::Utc::now()
-                            + chrono::Duration::seconds(30 * i64::from(job.attempts.max(1))),
-                    },
-                };
-                if let Err(e) = store.release_job(job.id, &worker, release).await {
-                    tracing::warn!(error = %e, "cannot release an integration job");
+        while running.try_join_next().is_some() {}
+        let free = JOB_SLOTS.saturating_sub(running.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match store
+                .claim_jobs(
+                    &worker,
+                    &[JOB_ENRICHMENT, JOB_NOTIFICATION],
+                    free as i64,
+                    JOB_LEASE,
+                )
+                .await
+            {
+                Ok(jobs) => {
+                    claimed = jobs.len();
+                    for job in jobs {
+                        let (store, rt, worker) = (store.clone(), rt.clone(), worker.clone());
+                        running.spawn(run_one(store, rt, worker, job));
+                    }
                 }
-            });
+                Err(e) => tracing::warn!(error = %e, "cannot claim integration jobs"),
+            }
         }
-        while set.join_next().await.is_some() {}
-        if busy {
+        if claimed > 0 && running.len() < JOB_SLOTS {
             continue;
         }
         tokio::select! {
-            _ = store.wait_for_jobs(Duration::from_millis(500)) => {}
+            _ = store.wait_for_jobs(Duration::from_millis(500)), if running.len() < JOB_SLOTS => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = stop.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
+    }
+    // Jobs in flight finish (their calls have their own timeouts); a job cut short would be
+    // picked up again after its lease anyway.
+    while running.join_next().await.is_some() {}
+}
+
+/// One job: its handler, with the lease kept alive, then the release.
+async fn run_one(
+    store: Store,
+    rt: Arc<Integrations>,
+    worker: String,
+    job: bulwark_store::automation::ClaimedJob,
+) {
+    let beat = {
+        let (store, worker, id) = (store.clone(), worker.clone(), job.id);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(JOB_LEASE / 3).await;
+                match store.heartbeat(id, &worker, JOB_LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(error = %e, "integration job heartbeat failed"),
+                }
+            }
+        })
+    };
+    let handler = {
+        let (store, rt, job) = (store.clone(), rt.clone(), job.clone());
+        tokio::spawn(async move {
+            match job.kind.as_str() {
+                JOB_ENRICHMENT => enrich::process(&store, &rt, &job).await,
+                JOB_NOTIFICATION => notify::process(&store, &rt, &job).await,
+                other => JobOutcome::RetryAt(
+                    chrono::Utc::now() + chrono::Duration::hours(1),
+                    format!("unknown job kind {other}"),
+                ),
+            }
+        })
+    };
+    // A panicking handler is a failed attempt, not a dead loop.
+    let outcome = handler.await.unwrap_or_else(|e| {
+        JobOutcome::RetryAt(
+            chrono::Utc::now() + chrono::Duration::seconds(60),
+            format!("the job handler failed: {e}"),
+        )
+    });
+    beat.abort();
+    let release = match outcome {
+        JobOutcome::Done => bulwark_store::automation::JobRelease::Done,
+        JobOutcome::RetryAt(retry_at, error) => {
+            bulwark_store::automation::JobRelease::Failed { error, retry_at }
+        }
+    };
+    if let Err(e) = store.release_job(job.id, &worker, release).await {
+        tracing::warn!(error = %e, "cannot release an integration job");
     }
 }
 

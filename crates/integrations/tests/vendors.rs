@@ -25,6 +25,8 @@ struct Fake {
     calls: AtomicUsize,
     flaky: AtomicUsize,
     seen: Mutex<Vec<String>>,
+    /// Every address VirusTotal was asked about.
+    ips: Mutex<Vec<String>>,
 }
 
 type S = State<Arc<Fake>>;
@@ -39,6 +41,7 @@ fn vt_err(status: StatusCode, code: &str, msg: &str) -> Response {
 
 async fn vt_ip(State(f): S, h: HeaderMap, Path(ip): Path<String>) -> Response {
     f.calls.fetch_add(1, Ordering::SeqCst);
+    f.ips.lock().expect("lock").push(ip.clone());
     if h.get("x-apikey").and_then(|v| v.to_str().ok()) != Some("vt-secret-key") {
         return vt_err(
             StatusCode::UNAUTHORIZED,
@@ -699,7 +702,8 @@ async fn shodan_info(Query(q): Query<HashMap<String, String>>) -> Response {
     .into_response()
 }
 
-async fn greynoise(h: HeaderMap, Path(ip): Path<String>) -> Response {
+async fn greynoise(State(s): V, h: HeaderMap, Path(ip): Path<String>) -> Response {
+    s.push(format!("gn: {ip}"));
     if header(&h, "key") != Some("gn-key") {
         return (
             StatusCode::UNAUTHORIZED,
@@ -1894,4 +1898,309 @@ async fn teams_webhook_jira_pagerduty_rdap_dns() {
             .expect_err("not a name");
     assert!(err.message.starts_with("input.name"), "{err:?}");
     assert!(e.rt.health(&dns).await.ok);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Automatic enrichment through the real job loop.
+
+fn wazuh_alert(
+    t: TenantId,
+    id: &str,
+    srcip: &str,
+    dstip: &str,
+) -> bulwark_store::ingest::IncomingAlert {
+    let payload = json!({
+        "id": id, "timestamp": "2024-05-11T12:29:19.905+0000",
+        "rule": {"level": 10, "description": "sshd: brute force", "id": "5712"},
+        "agent": {"id": "001", "name": "web-01"},
+        "data": {"srcip": srcip, "dstip": dstip, "srcuser": "root"},
+        "full_log": format!("Failed password for root from {srcip} port 22 ssh2")
+    });
+    bulwark_store::ingest::IncomingAlert::new(
+        t,
+        bulwark_normalize::normalize(bulwark_normalize::Source::Wazuh, &payload)
+            .expect("normalize"),
+        payload.to_string(),
+        chrono::Utc::now(),
+        ChangeCtx::system("test"),
+    )
+}
+
+async fn observable_of(
+    store: &Store,
+    t: TenantId,
+    value: &str,
+) -> Option<bulwark_store::observables::Observable> {
+    store
+        .list_observables(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            &bulwark_store::observables::ObservableFilter {
+                tenant_id: Some(t),
+                q: Some(value.into()),
+                match_mode: bulwark_store::observables::MatchMode::Exact,
+                limit: 5,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|o| o.value == value)
+}
+
+/// Waits until `done` holds for the observable (the job loop runs meanwhile).
+async fn wait_for(
+    store: &Store,
+    t: TenantId,
+    value: &str,
+    done: impl Fn(&bulwark_store::observables::Observable) -> bool,
+) -> bulwark_store::observables::Observable {
+    for _ in 0..200 {
+        if let Some(o) = observable_of(store, t, value).await
+            && done(&o)
+        {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{value} was not enriched in time: {:?}",
+        observable_of(store, t, value).await
+    );
+}
+
+#[tokio::test]
+async fn observables_are_enriched_once_merged_and_never_sent_when_private_or_allow_listed() {
+    use bulwark_integrations::run_jobs;
+    let e = env().await;
+    let (base, seen) = start_more_fakes().await;
+    e.add(
+        "virustotal",
+        "vt",
+        json!({"base_url": format!("{}/api/v3", e.base), "rate_limit_per_minute": 6000}),
+        json!({"api_key": "vt-secret-key"}),
+    )
+    .await;
+    e.add(
+        "greynoise",
+        "gn",
+        json!({"base_url": format!("{base}/gn")}),
+        json!({"api_key": "gn-key"}),
+    )
+    .await;
+    e.store
+        .set_enrichment_settings(
+            &ChangeCtx::system("test"),
+            &Scope::AllTenants,
+            e.tenant,
+            &bulwark_store::enrichment::EnrichmentSettings {
+                allow_list: vec!["45.33.33.0/24".into()],
+                cache_ttl_secs: 3600,
+            },
+        )
+        .await
+        .expect("settings");
+
+    // 40 alerts in 4 concurrent batches share one public address; each also carries a private
+    // or an allow-listed one.
+    let mut handles = Vec::new();
+    for b in 0..4 {
+        let (store, t) = (e.store.clone(), e.tenant);
+        handles.push(tokio::spawn(async move {
+            let batch: Vec<_> = (0..10)
+                .map(|i| {
+                    let other = if i % 2 == 0 { "10.0.0.5" } else { "45.33.33.7" };
+                    wazuh_alert(t, &format!("b{b}-{i}"), "45.33.32.156", other)
+                })
+                .collect();
+            store
+                .ingest(&batch, chrono::Duration::hours(1))
+                .await
+                .expect("ingest");
+        }));
+    }
+    for h in handles {
+        h.await.expect("join");
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(run_jobs(
+        e.store.clone(),
+        e.rt.clone(),
+        "node-1".into(),
+        stop,
+    ));
+
+    let o = wait_for(&e.store, e.tenant, "45.33.32.156", |o| {
+        o.reputation_sources.len() == 2
+    })
+    .await;
+    assert_eq!(o.verdict.as_deref(), Some("malicious"));
+    assert_eq!(
+        o.reputation_score,
+        Some(90),
+        "the highest score among the malicious sources"
+    );
+    assert_eq!(o.verdict_origin.as_deref(), Some("enrichment"));
+    let names: Vec<_> = o
+        .reputation_sources
+        .iter()
+        .map(|s| (s.integration.as_str(), s.score))
+        .collect();
+    assert_eq!(names, [("gn", 90), ("vt", 73)]);
+    let vt_calls = |ip: &str| {
+        e.fake
+            .ips
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|x| *x == ip)
+            .count()
+    };
+    assert_eq!(
+        vt_calls("45.33.32.156"),
+        1,
+        "40 alerts, one lookup per service"
+    );
+    assert_eq!(
+        seen.all()
+            .iter()
+            .filter(|l| *l == "gn: 45.33.32.156")
+            .count(),
+        1
+    );
+    // Private and allow-listed values never left.
+    for never in ["10.0.0.5", "45.33.33.7"] {
+        assert_eq!(vt_calls(never), 0, "{never}");
+        assert!(!seen.all().iter().any(|l| l.contains(never)), "{never}");
+        let o = observable_of(&e.store, e.tenant, never)
+            .await
+            .expect("observable");
+        assert!(
+            o.verdict.is_none() && o.reputation_sources.is_empty(),
+            "{o:?}"
+        );
+    }
+
+    // The alert shows its observables' reputation.
+    let alerts = e
+        .store
+        .list_alerts(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            &bulwark_store::alerts::AlertFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("alerts");
+    let detail = e
+        .store
+        .get_alert(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            alerts[0].id,
+        )
+        .await
+        .expect("alert");
+    let public = detail
+        .observables
+        .iter()
+        .find(|x| x.value == "45.33.32.156")
+        .expect("public");
+    assert_eq!(public.verdict.as_deref(), Some("malicious"));
+    assert_eq!(public.reputation_sources.len(), 2);
+
+    // Seen again while the answer is fresh: no new lookup.
+    e.store
+        .ingest(
+            &[wazuh_alert(e.tenant, "again", "45.33.32.156", "10.0.0.5")],
+            chrono::Duration::hours(1),
+        )
+        .await
+        .expect("ingest");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(vt_calls("45.33.32.156"), 1);
+
+    // A manual request looks it up again, fresh answer or not.
+    e.store
+        .queue_enrichment(&ChangeCtx::system("test"), e.tenant, &[o.id], true)
+        .await
+        .expect("queue");
+    for _ in 0..100 {
+        if vt_calls("45.33.32.156") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(vt_calls("45.33.32.156"), 2);
+
+    // A failing vendor: its failure is recorded with the reason and backs off; the other
+    // source still gives the verdict, and the loop goes on.
+    e.store
+        .ingest(
+            &[wazuh_alert(e.tenant, "failing", "5.5.5.5", "10.0.0.5")],
+            chrono::Duration::hours(1),
+        )
+        .await
+        .expect("ingest");
+    let o = wait_for(&e.store, e.tenant, "5.5.5.5", |o| o.enriched_at.is_some()).await;
+    let detail = e
+        .store
+        .get_observable(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            o.id,
+            bulwark_store::observables::SightingOptions {
+                limit: 5,
+                incidents: false,
+            },
+        )
+        .await
+        .expect("detail");
+    let enrichment = detail.enrichment.expect("enrichment");
+    let vt_row = enrichment["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["integration"] == "vt")
+        .cloned();
+    let vt_row = match vt_row {
+        Some(r) if r["status"] == "failed" => r,
+        _ => {
+            // The GreyNoise answer may land first: wait for VirusTotal's failure.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let d = e
+                .store
+                .get_observable(
+                    &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+                    o.id,
+                    bulwark_store::observables::SightingOptions {
+                        limit: 5,
+                        incidents: false,
+                    },
+                )
+                .await
+                .expect("detail");
+            d.enrichment.expect("enrichment")["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .find(|r| r["integration"] == "vt")
+                .cloned()
+                .expect("vt row")
+        }
+    };
+    assert_eq!(vt_row["status"], "failed", "{vt_row}");
+    assert_eq!(vt_row["attempts"], 1);
+    assert!(
+        vt_row["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("HTTP 500") && m.contains("try later")),
+        "{vt_row}"
+    );
+    assert!(vt_row["next_attempt_at"].is_string());
+    assert!(!enrichment.to_string().contains("vt-secret-key"));
+    assert_eq!(detail.observable.verdict.as_deref(), Some("malicious"));
+    assert_eq!(detail.observable.reputation_sources.len(), 1);
+
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
 }

@@ -73,6 +73,13 @@ pub struct AlertObservable {
     pub is_private: bool,
     /// Sightings across the tenant (one per alert carrying it).
     pub sightings: i64,
+    /// malicious, suspicious, benign or unknown; none when not assessed.
+    pub verdict: Option<String>,
+    /// 0 (harmless) to 100; none when not assessed.
+    pub reputation_score: Option<i64>,
+    /// The intel services behind the reputation, most severe first.
+    #[sqlx(json)]
+    pub reputation_sources: Vec<crate::enrichment::ReputationSource>,
 }
 
 /// One alert in full.
@@ -491,7 +498,8 @@ macro_rules! impl_alerts {
                         .await?
                         .ok_or(StoreError::NotFound)?;
                     let observables: Vec<AlertObservable> = sqlx::query_as(
-                        "SELECT o.id, o.kind, o.value, o.is_private, o.sightings FROM alert_observables l \
+                        "SELECT o.id, o.kind, o.value, o.is_private, o.sightings, o.verdict, o.reputation_score, o.reputation_sources \
+                         FROM alert_observables l \
                          JOIN observables o ON o.id = l.observable_id WHERE l.alert_id = $1 ORDER BY o.kind, o.value",
                     )
                     .bind(id)

@@ -302,6 +302,9 @@ macro_rules! impl_integrations {
                     let mut tx = self.begin_write().await?;
                     let old = Self::integration_row(&mut tx, scope, id).await?;
                     sqlx::query("DELETE FROM integrations WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    // Its cached enrichment answers go with it (observables keep their merged
+                    // reputation until their next lookup).
+                    sqlx::query("DELETE FROM enrichment_results WHERE integration_id = $1").bind(id).execute(&mut *tx).await?;
                     Self::integration_audit(&mut tx, ctx, old.tenant_id, id, Some(before_view(&old)), None).await?;
                     tx.commit().await?;
                     Ok(())

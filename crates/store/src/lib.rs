@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod audit;
 pub mod automation;
 pub mod dashboard;
+pub mod enrichment;
 mod foundation;
 pub mod incidents;
 pub mod ingest;
@@ -799,6 +800,60 @@ pub trait IntegrationStore {
     ) -> StoreResult<uuid::Uuid>;
 }
 
+/// Automatic enrichment: per-tenant settings, the lookup cache and the merged reputation (see
+/// `enrichment`).
+#[async_trait]
+pub trait EnrichmentStore {
+    /// The tenant's settings (the defaults when none were saved); `NotFound` outside the scope.
+    async fn get_enrichment_settings(
+        &self,
+        scope: &Scope,
+        tenant: TenantId,
+    ) -> StoreResult<enrichment::EnrichmentSettings>;
+    /// Replaces the tenant's settings (audited).
+    async fn set_enrichment_settings(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        tenant: TenantId,
+        settings: &enrichment::EnrichmentSettings,
+    ) -> StoreResult<()>;
+    /// The settings of a tenant, unscoped (for the worker, which acts for the job's tenant).
+    async fn enrichment_settings_of(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<enrichment::EnrichmentSettings>;
+    /// The observables a job names (unscoped: the job was queued for them).
+    async fn enrichment_targets(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<enrichment::EnrichTarget>>;
+    /// Takes a lookup for `lease`: `true` when its cached answer expired (or there is none,
+    /// or `force`), no backoff runs and no other worker holds it.
+    async fn claim_lookup(
+        &self,
+        key: &enrichment::LookupKey,
+        lease: std::time::Duration,
+        force: bool,
+    ) -> StoreResult<bool>;
+    /// Records a lookup's outcome and the observable's merged reputation in one transaction.
+    /// For a failure, when the next attempt is due.
+    async fn record_lookup(
+        &self,
+        key: &enrichment::LookupKey,
+        outcome: enrichment::LookupOutcome,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Queues enrichment of `ids` (of `tenant`) now; `force` looks fresh answers up again.
+    /// Audited unless the actor is the system.
+    async fn queue_enrichment(
+        &self,
+        ctx: &ChangeCtx,
+        tenant: TenantId,
+        ids: &[uuid::Uuid],
+        force: bool,
+    ) -> StoreResult<Vec<uuid::Uuid>>;
+}
+
 /// Incident templates, per tenant (names unique per tenant).
 #[async_trait]
 pub trait IncidentTemplateStore {
@@ -922,6 +977,7 @@ pub trait Database:
     + IncidentTemplateStore
     + AutomationStore
     + IntegrationStore
+    + EnrichmentStore
     + Health
     + Send
     + Sync
@@ -943,6 +999,7 @@ impl<T> Database for T where
         + IncidentTemplateStore
         + AutomationStore
         + IntegrationStore
+        + EnrichmentStore
         + Health
         + Send
         + Sync

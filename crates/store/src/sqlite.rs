@@ -105,6 +105,7 @@ crate::alert_triage::impl_alert_triage!(SqliteStore, sqlx::Sqlite);
 crate::observables::impl_observables!(SqliteStore, sqlx::Sqlite, "");
 crate::automation::impl_automation!(SqliteStore, sqlx::Sqlite, "", "");
 crate::integrations::impl_integrations!(SqliteStore, sqlx::Sqlite);
+crate::enrichment::impl_enrichment!(SqliteStore, sqlx::Sqlite, "");
 crate::dashboard::impl_dashboard!(SqliteStore, sqlx::Sqlite);
 crate::incidents::impl_incidents!(
     SqliteStore,

@@ -226,6 +226,18 @@ pub fn routes() -> Vec<Route> {
         ),
         r(
             Method::GET,
+            "/api/v1/tenants/{id}/enrichment",
+            Perm(P::SettingsManage),
+            get(tenants::get_enrichment),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/tenants/{id}/enrichment",
+            Perm(P::SettingsManage),
+            put(tenants::put_enrichment),
+        ),
+        r(
+            Method::GET,
             "/api/v1/observables",
             Perm(P::ObservablesRead),
             get(observables::list),
@@ -247,6 +259,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/observables/{id}",
             Perm(P::ObservablesManage),
             patch(observables::update),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/observables/{id}/enrich",
+            Perm(P::ObservablesManage),
+            post(observables::enrich),
         ),
         r(
             Method::GET,
