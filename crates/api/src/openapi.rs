@@ -4,7 +4,7 @@
 use crate::error::Problem;
 use crate::routes::{
     alert_triage, alerts, api_keys, approvals, audit, auth, dashboard, incident_templates,
-    incidents, ingest, observables, ops, playbooks, runs, tenants, webhooks,
+    incidents, ingest, integrations, observables, ops, playbooks, runs, tenants, webhooks,
 };
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
@@ -52,8 +52,8 @@ impl Modify for Security {
         alert_triage::update, alert_triage::delete, alert_triage::claim, alert_triage::bulk,
         alert_triage::list_comments, alert_triage::add_comment, alert_triage::edit_comment,
         alert_triage::activities,
-        tenants::get_tag_access, tenants::put_tag_access,
-        observables::list, observables::get, observables::create, observables::update,
+        tenants::get_tag_access, tenants::put_tag_access, tenants::get_enrichment, tenants::put_enrichment,
+        observables::list, observables::get, observables::create, observables::update, observables::enrich,
         dashboard::stats,
         incidents::list, incidents::create, incidents::suggestions, incidents::get,
         incidents::update, incidents::delete, incidents::alerts, incidents::link,
@@ -66,6 +66,8 @@ impl Modify for Security {
         playbooks::enable, playbooks::disable,
         runs::start, runs::list, runs::get, runs::cancel,
         approvals::list, approvals::get, approvals::approve, approvals::reject,
+        integrations::types, integrations::list, integrations::create, integrations::get,
+        integrations::update, integrations::delete, integrations::health, integrations::execute,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),
@@ -80,6 +82,7 @@ impl Modify for Security {
         (name = "incidents", description = "Incidents: lifecycle, linked alerts, timeline, comments, tasks, templates and suggestions"),
         (name = "ingestion", description = "Alert webhooks, ingestion counters and the dead-letter list"),
         (name = "automation", description = "Playbooks, their runs, and the approvals runs wait for"),
+        (name = "integrations", description = "Integration types and instances, health checks, actions run by hand, enrichment and notifications"),
     )
 )]
 pub struct ApiDoc;

@@ -32,6 +32,10 @@ pub struct ApiConfig {
     /// How often a node checks whether playbooks changed elsewhere (its own changes apply at
     /// once).
     pub playbook_refresh: Duration,
+    /// Integration types, the secrets keyring and the outbound policy. Its catalog (built-in
+    /// and integration actions) validates playbooks. `new` gives an ephemeral key (tests);
+    /// the binary sets the real one.
+    pub integrations: Arc<bulwark_integrations::Integrations>,
 }
 
 /// Abuse limits and the dead-letter bound.
@@ -82,6 +86,7 @@ impl ApiConfig {
             dedup_window: chrono::Duration::hours(24),
             limits: Limits::default(),
             playbook_refresh: Duration::from_secs(1),
+            integrations: Arc::new(bulwark_integrations::Integrations::for_tests(&[])),
             jwt_secret: Secret::new(jwt_secret),
             token_ttl: Duration::from_secs(8 * 3600),
             body_limit: DEFAULT_BODY_LIMIT,
@@ -190,7 +195,10 @@ impl AppState {
             ingest_stats: Default::default(),
             key_buckets: crate::rate_limit::Buckets::new(100_000),
             auth_failures: crate::rate_limit::Buckets::new(100_000),
-            triggers: crate::triggers::Triggers::new(config.playbook_refresh),
+            triggers: crate::triggers::Triggers::with_catalog(
+                config.playbook_refresh,
+                config.integrations.catalog().clone(),
+            ),
             config,
         }))
     }

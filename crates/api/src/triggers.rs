@@ -108,7 +108,15 @@ impl Snapshot {
     /// Compiles enabled playbooks (the record's `enabled` is what counts, whatever the spec
     /// says). Pure: the store is read by the caller.
     pub fn build(marker: String, records: &[PlaybookRecord]) -> (Self, Vec<SkippedPlaybook>) {
-        let catalog = Catalog::builtin();
+        Self::build_with(marker, records, &Catalog::builtin())
+    }
+
+    /// [`Snapshot::build`] against a catalog with more actions (the integrations').
+    pub fn build_with(
+        marker: String,
+        records: &[PlaybookRecord],
+        catalog: &Catalog,
+    ) -> (Self, Vec<SkippedPlaybook>) {
         let mut skipped = Vec::new();
         let mut global = Vec::new();
         let mut own: HashMap<TenantId, Vec<(PlaybookKey, Arc<Playbook>)>> = HashMap::new();
@@ -117,7 +125,7 @@ impl Snapshot {
             if let Some(o) = spec.as_object_mut() {
                 o.insert("enabled".into(), Value::Bool(true));
             }
-            let pb = match bulwark_playbook::parse_json(&spec, &catalog) {
+            let pb = match bulwark_playbook::parse_json(&spec, catalog) {
                 Ok(pb) => Arc::new(pb),
                 Err(e) => {
                     skipped.push(SkippedPlaybook {
@@ -211,11 +219,17 @@ pub struct Triggers {
     epoch: Instant,
     refresh: Duration,
     reloading: tokio::sync::Mutex<()>,
+    catalog: Catalog,
 }
 
 impl Triggers {
     pub fn new(refresh: Duration) -> Self {
+        Self::with_catalog(refresh, Catalog::builtin())
+    }
+
+    pub fn with_catalog(refresh: Duration, catalog: Catalog) -> Self {
         Self {
+            catalog,
             current: RwLock::new(Arc::new(Snapshot::empty())),
             checked_ms: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
@@ -269,7 +283,7 @@ impl Triggers {
         let marker = store.playbooks_marker().await?;
         if marker != self.snapshot().marker {
             let records = store.enabled_playbooks().await?;
-            let (snapshot, skipped) = Snapshot::build(marker, &records);
+            let (snapshot, skipped) = Snapshot::build_with(marker, &records, &self.catalog);
             for s in skipped {
                 tracing::error!(playbook = %s.name, error = %s.error, "stored playbook does not compile; its triggers are ignored");
             }

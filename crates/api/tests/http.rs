@@ -292,6 +292,41 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let (_, a_reject) = run_with_approval(a, a_pb.clone()).await;
     let (b_run, b_approval) = run_with_approval(b, b_pb.clone()).await;
 
+    // Integrations (B's named and keyed so a leak would show).
+    let integration = |tenant: TenantId, name: &str, token: String| {
+        let body = json!({"type": "webhook", "name": name, "tenant_id": tenant,
+                          "secrets": {"url": "https://hooks.example.com/b-secret-user"}});
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/api/v1/integrations",
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_int = integration(a, "a-hook", a_admin.clone()).await;
+    // An intel integration, so tenant A's observables can be enriched by hand.
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&a_admin),
+            Some(
+                json!({"type": "virustotal", "name": "a-vt", "enrichment": true,
+                        "secrets": {"api_key": "a-vt-key"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let a_int_del = integration(a, "a-hook-del", a_admin.clone()).await;
+    let b_int = integration(b, "b-secret-user", platform.clone()).await;
+
     // Every path parameter of a route, for the victim (tenant B) or the caller's own tenant.
     let fixtures = |method: &Method,
                     path: &str,
@@ -312,7 +347,9 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
                 id(analyst)
             }
             "/api/v1/api-keys/{id}" => id(key),
-            "/api/v1/tenants/{id}" | "/api/v1/tenants/{id}/tag-access" => id(tenant),
+            "/api/v1/tenants/{id}"
+            | "/api/v1/tenants/{id}/tag-access"
+            | "/api/v1/tenants/{id}/enrichment" => id(tenant),
             "/api/v1/ingest/dead-letters/{id}" if victim => id(b_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}" => id(a_letter.clone()),
             "/api/v1/ingest/dead-letters/{id}/replay" if victim => id(b_letter.clone()),
@@ -326,7 +363,9 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
                 ("{id}", pick(&b_alert, &a_alert)),
                 ("{comment_id}", pick(&b_alert_comment, &a_alert_comment)),
             ]),
-            "/api/v1/observables/{id}" => id(pick(&b_observable, &a_observable)),
+            "/api/v1/observables/{id}" | "/api/v1/observables/{id}/enrich" => {
+                id(pick(&b_observable, &a_observable))
+            }
             "/api/v1/incidents/{id}" if *method == Method::DELETE => id(pick(&b_inc, &a_inc_del)),
             "/api/v1/incidents/{id}"
             | "/api/v1/incidents/{id}/alerts"
@@ -371,6 +410,12 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/approvals/{id}" | "/api/v1/approvals/{id}/approve" => {
                 id(pick(&b_approval, &a_approve))
             }
+            "/api/v1/integrations/{id}" if *method == Method::DELETE => {
+                id(pick(&b_int, &a_int_del))
+            }
+            "/api/v1/integrations/{id}" | "/api/v1/integrations/{id}/health" => {
+                id(pick(&b_int, &a_int))
+            }
             _ => None,
         }
     };
@@ -396,6 +441,9 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             (_, "/api/v1/tenants/{id}/tag-access") => Some(json!({
                 "enabled": true, "untagged": "visible_to_all", "default_tag": null, "rules": []
             })),
+            (_, "/api/v1/tenants/{id}/enrichment") => Some(json!({
+                "allow_list": ["10.0.0.0/8"], "cache_ttl_secs": 3600
+            })),
             ("PATCH", "/api/v1/alerts/{id}") => Some(json!({"severity": "low"})),
             ("PATCH", "/api/v1/observables/{id}") => {
                 Some(json!({"verdict": "benign", "description": "pwned"}))
@@ -418,6 +466,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             ("PATCH", "/api/v1/incident-templates/{id}") => Some(json!({"description": "pwned"})),
             ("PUT", "/api/v1/playbooks/{id}") => Some(playbook_spec("a-pb")),
             (_, "/api/v1/playbooks/{id}/run") => Some(json!({})),
+            ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"enabled": false})),
             _ => None,
         };
         let url = fill(path, victim);
@@ -442,9 +491,15 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 48);
+    assert_eq!(covered, 55);
     // Nothing of tenant B's incident changed.
-    // Nothing of tenant B's automation changed.
+    // Nothing of tenant B's automation or integrations changed.
+    let b_int_after = app
+        .store
+        .get_integration(&Scope::AllTenants, b_int.parse().expect("uuid"))
+        .await
+        .expect("b's integration");
+    assert!(b_int_after.enabled && b_int_after.health_status.is_none());
     let b_pb_after = app
         .store
         .get_playbook(&Scope::AllTenants, b_pb.parse().expect("uuid"))
@@ -500,6 +555,15 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         )
         .await;
     assert_eq!(b_obs.body["description"], "b-secret-user");
+    let b_enrichment = app
+        .store
+        .get_enrichment_settings(&Scope::AllTenants, b)
+        .await
+        .expect("b's enrichment settings");
+    assert!(
+        b_enrichment.allow_list.is_empty(),
+        "tenant B's settings did not change"
+    );
     assert!(b_obs.body["verdict"].is_null(), "{}", b_obs.body);
     let b_after = app
         .store

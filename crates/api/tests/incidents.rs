@@ -689,10 +689,13 @@ async fn aggregates_of_the_linked_alerts() {
     assert_eq!(d["alert_count"], 3);
     let obs = d["observables"].as_array().expect("observables");
     assert_eq!(
-        obs[0],
-        json!({"kind": "ipv4", "value": "203.0.113.9", "alert_count": 2}),
+        (&obs[0]["kind"], &obs[0]["value"], &obs[0]["alert_count"]),
+        (&json!("ipv4"), &json!("203.0.113.9"), &json!(2)),
         "{obs:?}"
     );
+    // Each with its id and reputation (none yet).
+    assert!(obs[0]["id"].is_string() && obs[0]["verdict"].is_null());
+    assert_eq!(obs[0]["reputation_sources"], json!([]));
     assert!(
         obs.iter().any(|o| o["value"] == "evil.example.net"),
         "{obs:?}"

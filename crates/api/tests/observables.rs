@@ -912,3 +912,249 @@ async fn tag_rules_hide_alerts_in_sightings_and_what_only_they_carry() {
     let r = get(&app, &tenant_admin, "/api/v1/observables").await;
     assert_eq!(values(&r).len(), 4);
 }
+
+#[tokio::test]
+async fn enrichment_by_hand_settings_and_reputation_on_alerts_and_incidents() {
+    use bulwark_store::enrichment::{LookupKey, LookupOutcome};
+    let app = TestApp::new().await;
+    let admin = app.admin_token.clone();
+    let (_, analyst) = app.user("ana", Role::Analyst, app.platform).await;
+    let alert = app
+        .alert(
+            app.platform,
+            "generic",
+            generic(
+                "e-1",
+                "beacon to 45.33.32.156 and 10.1.2.3, allowed 45.33.33.9",
+                &[],
+            ),
+        )
+        .await;
+    let public = obs_id(&app, &admin, "ipv4", "45.33.32.156").await;
+    let private = obs_id(&app, &admin, "ipv4", "10.1.2.3").await;
+    let listed = obs_id(&app, &admin, "ipv4", "45.33.33.9").await;
+    let enrich = |id: &str| format!("/api/v1/observables/{id}/enrich");
+
+    // No intel integration yet: nothing can look it up.
+    let r = app
+        .call(Method::POST, &enrich(&public), Some(&analyst), None)
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no enabled enrichment integration")),
+        "{}",
+        r.body
+    );
+
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/integrations",
+            Some(&admin),
+            Some(json!({"type": "virustotal", "name": "vt", "enrichment": true, "secrets": {"api_key": "k-123"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let vt: uuid::Uuid = r.body["id"].as_str().expect("id").parse().expect("uuid");
+
+    // Settings: validated field by field, then saved.
+    let settings = format!("/api/v1/tenants/{}/enrichment", app.platform);
+    let r = get(&app, &admin, &settings).await;
+    assert_eq!(r.body, json!({"allow_list": [], "cache_ttl_secs": 86400}));
+    for (body, field) in [
+        (json!({"cache_ttl_secs": 1}), "cache_ttl_secs"),
+        (json!({"allow_list": ["10.0.0.0/40"]}), "allow_list"),
+        (json!({"allow_list": ["a b"]}), "allow_list"),
+        (json!({"allow_lists": []}), ""),
+    ] {
+        let r = app
+            .call(Method::PUT, &settings, Some(&admin), Some(body.clone()))
+            .await;
+        assert!(r.status.is_client_error(), "{body}: {}", r.body);
+        if !field.is_empty() {
+            assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(r.body["field"], field, "{body}: {}", r.body);
+        }
+    }
+    let r = app
+        .call(
+            Method::PUT,
+            &settings,
+            Some(&admin),
+            Some(json!({"allow_list": [" 45.33.33.0/24 "], "cache_ttl_secs": 600})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        get(&app, &admin, &settings).await.body,
+        json!({"allow_list": ["45.33.33.0/24"], "cache_ttl_secs": 600})
+    );
+    let r = app
+        .call(Method::PUT, &settings, Some(&analyst), Some(json!({})))
+        .await;
+    assert_problem(&r, StatusCode::FORBIDDEN);
+
+    // Private and allow-listed values are refused with the reason; a public one is queued.
+    let r = app
+        .call(Method::POST, &enrich(&private), Some(&analyst), None)
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("private or reserved")),
+        "{}",
+        r.body
+    );
+    let r = app
+        .call(Method::POST, &enrich(&listed), Some(&analyst), None)
+        .await;
+    assert_problem(&r, StatusCode::CONFLICT);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("allow-list (`45.33.33.0/24`)")),
+        "{}",
+        r.body
+    );
+    let r = app
+        .call(Method::POST, &enrich(&public), Some(&analyst), None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["integrations"], json!(["vt"]));
+    assert_eq!(r.body["job_ids"].as_array().map(Vec::len), Some(1));
+    let r = app
+        .call(
+            Method::POST,
+            &enrich(&uuid::Uuid::now_v7().to_string()),
+            Some(&analyst),
+            None,
+        )
+        .await;
+    assert_problem(&r, StatusCode::NOT_FOUND);
+    let audit = get(&app, &admin, "/api/v1/audit/events?limit=100").await;
+    assert!(
+        audit
+            .body
+            .to_string()
+            .contains("\"requested\":\"enrichment\""),
+        "{}",
+        audit.body
+    );
+
+    // What a lookup found shows on the observable, the alert and the incident.
+    let key = LookupKey {
+        tenant_id: app.platform,
+        kind: "ipv4".into(),
+        value: "45.33.32.156".into(),
+        integration_id: vt,
+        integration: "vt".into(),
+        type_name: "virustotal".into(),
+        action: "lookup_ip".into(),
+    };
+    assert!(
+        app.store
+            .claim_lookup(&key, std::time::Duration::from_secs(60), true)
+            .await
+            .expect("claim")
+    );
+    app.store
+        .record_lookup(
+            &key,
+            LookupOutcome::Found {
+                verdict: "malicious".into(),
+                score: 73,
+                result: json!({"malicious": 7}),
+                ttl_secs: 600,
+            },
+        )
+        .await
+        .expect("record");
+    let o = get(&app, &analyst, &format!("/api/v1/observables/{public}")).await;
+    assert_eq!(
+        (
+            o.body["verdict"].clone(),
+            o.body["reputation_score"].clone()
+        ),
+        (json!("malicious"), json!(73))
+    );
+    assert_eq!(o.body["verdict_origin"], "enrichment");
+    assert_eq!(o.body["reputation_sources"][0]["integration"], "vt");
+    assert_eq!(o.body["reputation_sources"][0]["type"], "virustotal");
+    assert_eq!(
+        o.body["enrichment"]["results"][0]["result"],
+        json!({"malicious": 7})
+    );
+    assert!(
+        o.body["enrichment"]["results"][0]
+            .get("locked_until")
+            .is_none()
+    );
+    let listed_page = get(&app, &analyst, "/api/v1/observables?verdict=malicious").await;
+    assert_eq!(values(&listed_page), ["45.33.32.156"]);
+    let a = get(&app, &analyst, &format!("/api/v1/alerts/{alert}")).await;
+    let ao = a.body["observables"]
+        .as_array()
+        .expect("observables")
+        .iter()
+        .find(|x| x["value"] == "45.33.32.156")
+        .cloned()
+        .expect("public");
+    assert_eq!(
+        (ao["verdict"].clone(), ao["reputation_score"].clone()),
+        (json!("malicious"), json!(73))
+    );
+    assert_eq!(ao["reputation_sources"][0]["verdict"], "malicious");
+    let inc = app
+        .call(
+            Method::POST,
+            "/api/v1/incidents",
+            Some(&analyst),
+            Some(json!({"title": "C2", "alert_ids": [alert]})),
+        )
+        .await;
+    assert_eq!(inc.status, StatusCode::CREATED, "{}", inc.body);
+    let io = inc.body["observables"]
+        .as_array()
+        .expect("observables")
+        .iter()
+        .find(|x| x["value"] == "45.33.32.156")
+        .cloned()
+        .expect("public");
+    assert_eq!(io["id"], json!(public));
+    assert_eq!(
+        (io["verdict"].clone(), io["alert_count"].clone()),
+        (json!("malicious"), json!(1))
+    );
+    assert_eq!(io["reputation_sources"][0]["score"], 73);
+
+    // An analyst's verdict is theirs: a later lookup does not overwrite it.
+    let r = patch(&app, &analyst, &public, json!({"verdict": "benign"})).await;
+    assert_eq!(
+        (r.body["verdict"].clone(), r.body["verdict_origin"].clone()),
+        (json!("benign"), json!("analyst"))
+    );
+    assert!(
+        app.store
+            .claim_lookup(&key, std::time::Duration::from_secs(60), true)
+            .await
+            .expect("claim")
+    );
+    app.store
+        .record_lookup(
+            &key,
+            LookupOutcome::Found {
+                verdict: "malicious".into(),
+                score: 80,
+                result: json!({}),
+                ttl_secs: 600,
+            },
+        )
+        .await
+        .expect("record");
+    let o = get(&app, &analyst, &format!("/api/v1/observables/{public}")).await;
+    assert_eq!(o.body["verdict"], "benign");
+    assert_eq!(o.body["reputation_sources"][0]["score"], 80);
+}

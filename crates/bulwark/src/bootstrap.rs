@@ -177,3 +177,102 @@ pub fn audit_keys(config: &Config) -> anyhow::Result<bulwark_api::state::AuditKe
         retired,
     })
 }
+
+/// The keyring of integration secrets: `BULWARK_SECRET_KEY`, else `<data_dir>/secret.key`
+/// (created with mode 0600 on first start; refused if readable by others); retired keys from
+/// `BULWARK_SECRET_RETIRED_KEYS` and `<data_dir>/secret.key.retired` (one per line).
+pub fn secret_keyring(config: &Config) -> anyhow::Result<bulwark_integrations::secret::Keyring> {
+    use bulwark_integrations::SecretKey;
+    let current = match &config.secret_key {
+        Some(k) => {
+            SecretKey::parse(k.expose()).map_err(|e| anyhow::anyhow!("BULWARK_SECRET_KEY: {e}"))?
+        }
+        None => {
+            let path = config.data_dir.join("secret.key");
+            if !path.exists() {
+                write_private_file(&path, SecretKey::generate().to_hex().as_bytes())?;
+            }
+            check_private(&path)?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+    };
+    let mut retired = Vec::new();
+    for k in &config.secret_retired_keys {
+        retired.push(
+            SecretKey::parse(k.expose())
+                .map_err(|e| anyhow::anyhow!("BULWARK_SECRET_RETIRED_KEYS: {e}"))?,
+        );
+    }
+    let retired_file = config.data_dir.join("secret.key.retired");
+    if retired_file.exists() {
+        check_private(&retired_file)?;
+        let text = std::fs::read_to_string(&retired_file)
+            .with_context(|| format!("reading {}", retired_file.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            retired.push(
+                SecretKey::parse(line)
+                    .map_err(|e| anyhow::anyhow!("{}:{}: {e}", retired_file.display(), i + 1))?,
+            );
+        }
+    }
+    Ok(bulwark_integrations::secret::Keyring::new(current, retired))
+}
+
+/// `bulwark secrets new-key` (key file only): the current key is appended to
+/// `secret.key.retired` and a new `secret.key` is written. Returns (old id, new id).
+pub fn new_secret_key(config: &Config) -> anyhow::Result<(String, String)> {
+    use bulwark_integrations::SecretKey;
+    if config.secret_key.is_some() {
+        bail!(
+            "BULWARK_SECRET_KEY is set: generate the new key yourself (`openssl rand -hex 32`), set it as BULWARK_SECRET_KEY, move the old one to BULWARK_SECRET_RETIRED_KEYS, restart, then run `bulwark secrets rotate`"
+        );
+    }
+    let path = config.data_dir.join("secret.key");
+    let old = secret_keyring(config)?;
+    let old_text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let retired_file = config.data_dir.join("secret.key.retired");
+    let mut retired_text = if retired_file.exists() {
+        std::fs::read_to_string(&retired_file)?
+    } else {
+        String::new()
+    };
+    if !retired_text.is_empty() && !retired_text.ends_with('\n') {
+        retired_text.push('\n');
+    }
+    retired_text.push_str(old_text.trim());
+    retired_text.push('\n');
+    // Retire first, then replace: a crash in between leaves both keys usable.
+    let tmp = config.data_dir.join("secret.key.retired.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private_file(&tmp, retired_text.as_bytes())?;
+    std::fs::rename(&tmp, &retired_file)?;
+    let new = SecretKey::generate();
+    let tmp = config.data_dir.join("secret.key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    write_private_file(&tmp, new.to_hex().as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok((old.current_id().to_owned(), new.id().to_owned()))
+}
+
+/// The integrations runtime of this node: built-in types plus the operator's directory, the
+/// keyring, and the outbound allow-list.
+pub fn integrations(config: &Config) -> anyhow::Result<bulwark_integrations::Integrations> {
+    let custom = match &config.integrations_dir {
+        Some(d) => bulwark_integrations::load_dir(d)
+            .map_err(|e| anyhow::anyhow!("BULWARK_INTEGRATIONS_DIR: {e}"))?,
+        None => Vec::new(),
+    };
+    let settings = bulwark_integrations::outbound::OutboundSettings {
+        allow: config.http_allow.clone(),
+        ..Default::default()
+    };
+    bulwark_integrations::Integrations::new(secret_keyring(config)?, settings, custom)
+        .map_err(|e| anyhow::anyhow!("integrations: {e}"))
+}

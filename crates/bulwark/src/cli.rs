@@ -556,3 +556,78 @@ pub async fn audit(
         }
     }
 }
+
+/// `bulwark secrets rotate`: every ciphertext not under the current key is re-encrypted under
+/// it. Rows that no listed key opens are reported (and make the command fail) but left alone.
+pub async fn rotate_secrets(
+    store: &Store,
+    keyring: &bulwark_integrations::secret::Keyring,
+) -> anyhow::Result<()> {
+    let (done, current, failed) = rotate_all(store, keyring).await?;
+    println!(
+        "re-encrypted {done} secret(s) under key {}; {current} already current",
+        keyring.current_id()
+    );
+    if !failed.is_empty() {
+        for (id, e) in &failed {
+            eprintln!("integration {id}: {e}");
+        }
+        anyhow::bail!(
+            "{} secret(s) could not be decrypted with the listed keys",
+            failed.len()
+        );
+    }
+    println!("no stored secret uses a retired key any more: retired keys can be removed");
+    Ok(())
+}
+
+/// Re-encrypts; answers (re-encrypted, already current, failures).
+pub async fn rotate_all(
+    store: &Store,
+    keyring: &bulwark_integrations::secret::Keyring,
+) -> anyhow::Result<(usize, usize, Vec<(uuid::Uuid, String)>)> {
+    let mut done = 0;
+    let mut current = 0;
+    let mut failed = Vec::new();
+    for (id, sealed) in store.integration_secrets().await? {
+        if keyring.is_current(&sealed) {
+            current += 1;
+            continue;
+        }
+        match keyring.reseal(&sealed, id.as_bytes()) {
+            Ok(new) => {
+                if store.replace_integration_secret(id, &sealed, &new).await? {
+                    done += 1;
+                }
+            }
+            Err(e) => failed.push((id, e.to_string())),
+        }
+    }
+    Ok((done, current, failed))
+}
+
+/// `bulwark secrets status`: how many stored secrets each key id encrypts.
+pub async fn secrets_status(
+    store: &Store,
+    keyring: &bulwark_integrations::secret::Keyring,
+) -> anyhow::Result<()> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, sealed) in store.integration_secrets().await? {
+        let id =
+            bulwark_integrations::secret::Keyring::key_id_of(&sealed).unwrap_or("unknown format");
+        *counts.entry(id.to_owned()).or_default() += 1;
+    }
+    println!("current key: {}", keyring.current_id());
+    println!("retired keys: {:?}", keyring.retired_ids());
+    for (id, n) in counts {
+        let what = if id == keyring.current_id() {
+            "current"
+        } else if keyring.retired_ids().contains(&id.as_str()) {
+            "retired"
+        } else {
+            "UNKNOWN (cannot be decrypted)"
+        };
+        println!("{id}: {n} secret(s) ({what})");
+    }
+    Ok(())
+}

@@ -61,6 +61,14 @@ pub struct Config {
     pub session_idle_secs: u64,
     /// Web console: `auto` (Secure cookie when a trusted proxy says https), `always`, `never`.
     pub cookie_secure: bulwark_web::CookieSecure,
+    /// Key that encrypts integration secrets (64 hex digits or base64 of 32 bytes); default:
+    /// `<data_dir>/secret.key`.
+    pub secret_key: Option<Secret<String>>,
+    /// Earlier keys, still accepted for decryption until `bulwark secrets rotate` re-encrypted
+    /// everything.
+    pub secret_retired_keys: Vec<Secret<String>>,
+    /// Directory of the operator's declarative integration definitions.
+    pub integrations_dir: Option<PathBuf>,
 }
 
 /// The file form: every field optional, unknown keys rejected.
@@ -95,6 +103,9 @@ struct FileConfig {
     session_ttl_secs: Option<u64>,
     session_idle_secs: Option<u64>,
     cookie_secure: Option<String>,
+    secret_key: Option<String>,
+    secret_retired_keys: Option<Vec<String>>,
+    integrations_dir: Option<PathBuf>,
 }
 
 /// A number from the environment (`var`) or the file (`key`), within `range`.
@@ -248,6 +259,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "BULWARK_HTTP_ALLOW",
         "comma-separated host names or CIDRs http.request may reach although private/loopback (default none)",
+    ),
+    (
+        "BULWARK_SECRET_KEY",
+        "key encrypting integration secrets, 64 hex digits (default: generated key file secret.key in the data directory)",
+    ),
+    (
+        "BULWARK_SECRET_RETIRED_KEYS",
+        "comma-separated earlier secret keys still accepted for decryption (default none)",
+    ),
+    (
+        "BULWARK_INTEGRATIONS_DIR",
+        "directory of declarative integration definitions (*.yaml, *.yml, *.json) (default none)",
     ),
     (
         "BULWARK_PLAYBOOKS_DIR",
@@ -506,10 +529,50 @@ impl Config {
                 anyhow::anyhow!("BULWARK_COOKIE_SECURE (cookie_secure): `{v}`: {e}")
             })?,
         };
+        let secret_key = pick("BULWARK_SECRET_KEY", f.secret_key);
+        if let Some(k) = &secret_key
+            && bulwark_integrations::SecretKey::parse(k).is_err()
+        {
+            bail!(
+                "BULWARK_SECRET_KEY (secret_key): expected 64 hex digits or base64 of 32 bytes (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        let secret_retired_keys: Vec<String> = match env("BULWARK_SECRET_RETIRED_KEYS") {
+            Some(v) => v
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            None => f.secret_retired_keys.unwrap_or_default(),
+        };
+        for (i, k) in secret_retired_keys.iter().enumerate() {
+            if bulwark_integrations::SecretKey::parse(k).is_err() {
+                bail!(
+                    "BULWARK_SECRET_RETIRED_KEYS (secret_retired_keys): entry {} is not a key (64 hex digits or base64 of 32 bytes)",
+                    i + 1
+                );
+            }
+        }
+        let integrations_dir = pick(
+            "BULWARK_INTEGRATIONS_DIR",
+            f.integrations_dir.map(|p| p.display().to_string()),
+        )
+        .map(PathBuf::from);
+        if let Some(d) = &integrations_dir
+            && !d.is_dir()
+        {
+            bail!(
+                "BULWARK_INTEGRATIONS_DIR (integrations_dir): `{}` is not a directory",
+                d.display()
+            );
+        }
         Ok(Config {
             session_ttl_secs,
             session_idle_secs,
             cookie_secure,
+            secret_key: secret_key.map(Secret::new),
+            secret_retired_keys: secret_retired_keys.into_iter().map(Secret::new).collect(),
+            integrations_dir,
             worker_concurrency,
             worker_lease_secs,
             worker_poll_interval_ms,
@@ -680,6 +743,21 @@ mod tests {
                 None,
                 "BULWARK_PLAYBOOKS_DIR",
             ),
+            (
+                &[("BULWARK_SECRET_KEY", "short")],
+                None,
+                "BULWARK_SECRET_KEY",
+            ),
+            (
+                &[("BULWARK_SECRET_RETIRED_KEYS", "nope")],
+                None,
+                "BULWARK_SECRET_RETIRED_KEYS",
+            ),
+            (
+                &[("BULWARK_INTEGRATIONS_DIR", "/nonexistent/integrations")],
+                None,
+                "BULWARK_INTEGRATIONS_DIR",
+            ),
             (&[], Some("http_allow = [\"a b\"]\n"), "http_allow"),
             (&[], Some("http_allow = \"x\"\n"), "http_allow"),
             (
@@ -749,6 +827,10 @@ mod tests {
                     "BULWARK_DATABASE_URL",
                     "postgres://bulwark:pa55word@db/bulwark",
                 ),
+                (
+                    "BULWARK_SECRET_KEY",
+                    "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface",
+                ),
             ],
             None,
         )
@@ -756,6 +838,7 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("0123456789abcdef"));
         assert!(!dbg.contains("pa55word"));
+        assert!(!dbg.contains("feedface"));
         assert_eq!(
             c.database_url_redacted(),
             "postgres://bulwark:***@db/bulwark"

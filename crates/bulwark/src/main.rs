@@ -47,6 +47,23 @@ enum Command {
     /// Playbook files (offline: no database or configuration needed).
     #[command(subcommand)]
     Playbook(PlaybookCmd),
+    /// The key that encrypts integration secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCmd {
+    /// Re-encrypt every stored integration secret under the current key (after a new key was
+    /// set and the old one listed as retired). `--new-key` first replaces the key file.
+    Rotate {
+        /// Key file only: retire the current `secret.key` (to `secret.key.retired`) and write a
+        /// new one before re-encrypting. Restart the other nodes afterwards.
+        #[arg(long)]
+        new_key: bool,
+    },
+    /// Which keys the stored secrets use.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +205,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Playbook(_) => Ok(()), // handled before the configuration is read
+        Command::Secrets(cmd) => {
+            let store = open_store(&config).await?;
+            if let SecretsCmd::Rotate { new_key: true } = cmd {
+                let (old, new) = bootstrap::new_secret_key(&config)?;
+                println!("new secret key {new} (key {old} retired to secret.key.retired)");
+            }
+            let keyring = bootstrap::secret_keyring(&config)?;
+            let r = match cmd {
+                SecretsCmd::Rotate { .. } => cli::rotate_secrets(&store, &keyring).await,
+                SecretsCmd::Status => cli::secrets_status(&store, &keyring).await,
+            };
+            store.close().await;
+            r
+        }
         Command::Config(ConfigCmd::Check) => {
             println!("configuration is valid");
             println!("data_dir         = {}", config.data_dir.display());

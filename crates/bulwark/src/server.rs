@@ -53,7 +53,9 @@ pub async fn serve(
     let store = bulwark_store::open(config.database_url.expose()).await?;
     let platform = bootstrap::ensure_initial_accounts(&store, &config).await?;
 
+    let integrations = std::sync::Arc::new(bootstrap::integrations(&config)?);
     let mut api_config = ApiConfig::new(jwt.expose().clone(), platform.id);
+    api_config.integrations = integrations.clone();
     api_config.audit = bootstrap::audit_keys(&config)?;
     api_config.token_ttl = Duration::from_secs(config.token_ttl_secs);
     api_config.body_limit = config.body_limit_bytes;
@@ -81,10 +83,15 @@ pub async fn serve(
         Duration::from_secs(config.audit_checkpoint_secs),
         stop_rx.clone(),
     ));
-    let engine = crate::worker::engine_config(&config, Some(platform.id));
-    let worker = config
-        .embedded_worker
-        .then(|| tokio::spawn(crate::worker::run(store.clone(), engine, stop_rx.clone())));
+    let engine = crate::worker::engine_config(&config, Some(platform.id), &integrations);
+    let worker = config.embedded_worker.then(|| {
+        tokio::spawn(crate::worker::run(
+            store.clone(),
+            engine,
+            integrations.clone(),
+            stop_rx.clone(),
+        ))
+    });
 
     let addr = listener.local_addr()?;
     // A plain line on stdout, for people and for tests that bind port 0.
@@ -161,10 +168,16 @@ async fn checkpoint_loop(state: State, every: Duration, mut stop: watch::Receive
 /// `bulwark worker`: a worker process for scale-out on PostgreSQL.
 pub async fn run_worker(config: Config) -> anyhow::Result<()> {
     let store: Store = bulwark_store::open(config.database_url.expose()).await?;
+    let integrations = std::sync::Arc::new(bootstrap::integrations(&config)?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let shutdown = shutdown_signal();
-    let engine = crate::worker::engine_config(&config, None);
-    let handle = tokio::spawn(crate::worker::run(store.clone(), engine, stop_rx));
+    let engine = crate::worker::engine_config(&config, None, &integrations);
+    let handle = tokio::spawn(crate::worker::run(
+        store.clone(),
+        engine,
+        integrations,
+        stop_rx,
+    ));
     println!("bulwark: worker started");
     shutdown.await;
     let _ = stop_tx.send(true);

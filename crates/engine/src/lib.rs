@@ -39,7 +39,7 @@ pub mod schedule;
 pub mod worker;
 
 pub use action::{Action, ActionContext, ActionError, ActionRegistry};
-pub use worker::{Worker, run_worker};
+pub use worker::{Worker, run_worker, run_worker_with};
 
 use bulwark_core::TenantId;
 use std::time::Duration;
@@ -69,6 +69,9 @@ pub struct EngineConfig {
     pub script_limits: bulwark_playbook::ScriptLimits,
     /// Playbooks loaded from (and kept in step with) this directory; see [`playbook_dir`].
     pub playbooks_dir: Option<std::path::PathBuf>,
+    /// The actions playbooks may use: the built-in ones plus the integrations' (which the
+    /// binary registers, with their implementations, through [`run_worker_with`]).
+    pub catalog: std::sync::Arc<bulwark_playbook::Catalog>,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +88,7 @@ impl Default for EngineConfig {
             platform_tenant: None,
             script_limits: bulwark_playbook::ScriptLimits::default(),
             playbooks_dir: None,
+            catalog: std::sync::Arc::new(bulwark_playbook::Catalog::builtin()),
         }
     }
 }

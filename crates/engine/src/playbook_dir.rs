@@ -277,9 +277,14 @@ impl Loader {
     /// `platform_tenant`: whose audit chain records the changes (default: the `default`
     /// tenant).
     pub fn new(dir: PathBuf, platform_tenant: Option<TenantId>) -> Self {
+        Self::with_catalog(dir, platform_tenant, Catalog::builtin())
+    }
+
+    /// A loader that validates against `catalog` (the built-in actions and the integrations').
+    pub fn with_catalog(dir: PathBuf, platform_tenant: Option<TenantId>, catalog: Catalog) -> Self {
         Self {
             dir,
-            catalog: Catalog::builtin(),
+            catalog,
             platform_tenant,
             last: None,
         }
@@ -440,9 +445,22 @@ pub async fn run_loader(
     dir: PathBuf,
     node_id: String,
     platform_tenant: Option<TenantId>,
+    stop: watch::Receiver<bool>,
+) {
+    let catalog = std::sync::Arc::new(Catalog::builtin());
+    run_loader_with(store, dir, node_id, platform_tenant, catalog, stop).await
+}
+
+/// [`run_loader`] validating against `catalog`.
+pub async fn run_loader_with(
+    store: Store,
+    dir: PathBuf,
+    node_id: String,
+    platform_tenant: Option<TenantId>,
+    catalog: std::sync::Arc<Catalog>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut loader = Loader::new(dir, platform_tenant);
+    let mut loader = Loader::with_catalog(dir, platform_tenant, (*catalog).clone());
     loop {
         if *stop.borrow() {
             return;

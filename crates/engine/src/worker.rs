@@ -111,16 +111,30 @@ async fn save_loop(store: Store, worker: String, mut rx: mpsc::Receiver<PendingS
 /// Runs a worker until `stop` turns true; runs in progress are finished or handed back.
 /// With `playbooks_dir`, the directory loader runs beside it.
 pub async fn run_worker(store: Store, config: EngineConfig, stop: watch::Receiver<bool>) {
+    run_worker_with(store, config, Vec::new(), stop).await
+}
+
+/// [`run_worker`] with more actions (the integrations'); `config.catalog` must list them.
+pub async fn run_worker_with(
+    store: Store,
+    config: EngineConfig,
+    extra: Vec<Arc<dyn crate::action::Action>>,
+    stop: watch::Receiver<bool>,
+) {
     let loader = config.playbooks_dir.clone().map(|dir| {
-        tokio::spawn(crate::playbook_dir::run_loader(
+        tokio::spawn(crate::playbook_dir::run_loader_with(
             store.clone(),
             dir,
             config.node_id.clone(),
             config.platform_tenant,
+            config.catalog.clone(),
             stop.clone(),
         ))
     });
-    let registry = ActionRegistry::builtin(&config);
+    let mut registry = ActionRegistry::builtin(&config);
+    for a in extra {
+        registry.register(a);
+    }
     Arc::new(Worker::new(store, config, registry))
         .run(stop)
         .await;
@@ -133,9 +147,9 @@ impl Worker {
     pub fn new(store: Store, config: EngineConfig, registry: ActionRegistry) -> Self {
         Self {
             store,
-            config,
             registry,
-            catalog: Catalog::builtin(),
+            catalog: (*config.catalog).clone(),
+            config,
             playbooks: Mutex::new(HashMap::new()),
             saves: tokio::sync::OnceCell::new(),
         }

@@ -73,6 +73,13 @@ pub struct AlertObservable {
     pub is_private: bool,
     /// Sightings across the tenant (one per alert carrying it).
     pub sightings: i64,
+    /// malicious, suspicious, benign or unknown; none when not assessed.
+    pub verdict: Option<String>,
+    /// 0 (harmless) to 100; none when not assessed.
+    pub reputation_score: Option<i64>,
+    /// The intel services behind the reputation, most severe first.
+    #[sqlx(json)]
+    pub reputation_sources: Vec<crate::enrichment::ReputationSource>,
 }
 
 /// One alert in full.
@@ -491,7 +498,8 @@ macro_rules! impl_alerts {
                         .await?
                         .ok_or(StoreError::NotFound)?;
                     let observables: Vec<AlertObservable> = sqlx::query_as(
-                        "SELECT o.id, o.kind, o.value, o.is_private, o.sightings FROM alert_observables l \
+                        "SELECT o.id, o.kind, o.value, o.is_private, o.sightings, o.verdict, o.reputation_score, o.reputation_sources \
+                         FROM alert_observables l \
                          JOIN observables o ON o.id = l.observable_id WHERE l.alert_id = $1 ORDER BY o.kind, o.value",
                     )
                     .bind(id)
@@ -547,7 +555,8 @@ macro_rules! impl_alerts {
                             continue;
                         }
                         let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT l.alert_id, o.id, o.kind, o.value, o.is_private, o.sightings FROM alert_observables l \
+                            "SELECT l.alert_id, o.id, o.kind, o.value, o.is_private, o.sightings, o.verdict, o.reputation_score, \
+                             o.reputation_sources FROM alert_observables l \
                              JOIN observables o ON o.id = l.observable_id WHERE l.alert_id IN (",
                         );
                         let mut sep = qb.separated(", ");
@@ -555,8 +564,13 @@ macro_rules! impl_alerts {
                             sep.push_bind(r.summary.id);
                         }
                         qb.push(") ORDER BY o.kind, o.value");
-                        let observables: Vec<(Uuid, Uuid, String, String, bool, i64)> =
-                            qb.build_query_as().fetch_all(&self.reader).await?;
+                        #[derive(sqlx::FromRow)]
+                        struct ObservableOf {
+                            alert_id: Uuid,
+                            #[sqlx(flatten)]
+                            observable: AlertObservable,
+                        }
+                        let observables: Vec<ObservableOf> = qb.build_query_as().fetch_all(&self.reader).await?;
                         let mut qb = QueryBuilder::<$db>::new(
                             "SELECT l.alert_id, i.id, i.number, i.title, i.status, i.severity FROM incident_alerts l \
                              JOIN incidents i ON i.id = l.incident_id WHERE i.deleted_at IS NULL AND l.alert_id IN (",
@@ -570,8 +584,8 @@ macro_rules! impl_alerts {
                             qb.build_query_as().fetch_all(&self.reader).await?;
                         let mut by_alert: std::collections::HashMap<Uuid, (Vec<AlertObservable>, Vec<crate::alert_triage::LinkedIncident>)> =
                             std::collections::HashMap::new();
-                        for (alert, id, kind, value, is_private, sightings) in observables {
-                            by_alert.entry(alert).or_default().0.push(AlertObservable { id, kind, value, is_private, sightings });
+                        for o in observables {
+                            by_alert.entry(o.alert_id).or_default().0.push(o.observable);
                         }
                         for (alert, id, number, title, status, severity) in incidents {
                             by_alert.entry(alert).or_default().1.push(crate::alert_triage::LinkedIncident {

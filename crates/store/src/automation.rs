@@ -213,6 +213,11 @@ pub struct ClaimedJob {
 
 /// The job kind of a playbook run.
 pub const JOB_PLAYBOOK_RUN: &str = "playbook_run";
+/// The job kind of automatic enrichment: `{"observables": [ids], "force": bool}` (see
+/// `enrichment`).
+pub const JOB_ENRICHMENT: &str = "enrichment";
+/// The job kind of a notification delivery: `{"delivery": id}` (see `notifications`).
+pub const JOB_NOTIFICATION: &str = "notification";
 
 /// How a worker hands a job back.
 #[derive(Debug, Clone)]

@@ -61,12 +61,20 @@ pub struct Incident {
     pub alert_count: i64,
 }
 
-/// An observable carried by linked alerts, with how many of them carry it.
+/// An observable carried by linked alerts, with how many of them carry it, and its reputation.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ObservableCount {
+    pub id: Uuid,
     pub kind: String,
     pub value: String,
     pub alert_count: i64,
+    /// malicious, suspicious, benign or unknown; none when not assessed.
+    pub verdict: Option<String>,
+    /// 0 (harmless) to 100; none when not assessed.
+    pub reputation_score: Option<i64>,
+    /// The intel services behind the reputation, most severe first.
+    #[sqlx(json)]
+    pub reputation_sources: Vec<crate::enrichment::ReputationSource>,
 }
 
 /// A value (technique, host, user, IP) with how many linked alerts show it.
@@ -1117,14 +1125,19 @@ macro_rules! impl_incidents {
                     let id = row.id;
                     let limit = MAX_AGGREGATE_VALUES as i64;
                     let mut qb = QueryBuilder::<$db>::new(
-                        "SELECT o.kind, o.value, COUNT(*) AS alert_count FROM incident_alerts ia \
+                        "SELECT o.id, o.kind, o.value, COUNT(*) AS alert_count, o.verdict, o.reputation_score, \
+                         o.reputation_sources FROM incident_alerts ia \
                          CROSS JOIN alerts CROSS JOIN alert_observables l CROSS JOIN observables o \
                          WHERE alerts.id = ia.alert_id AND l.alert_id = alerts.id AND o.id = l.observable_id \
                          AND ia.incident_id = ",
                     );
                     qb.push_bind(id);
                     push_visible(&mut qb, access, vis);
-                    qb.push(" GROUP BY o.kind, o.value ORDER BY COUNT(*) DESC, o.kind, o.value LIMIT ").push_bind(limit);
+                    qb.push(
+                        " GROUP BY o.id, o.kind, o.value, o.verdict, o.reputation_score, o.reputation_sources \
+                         ORDER BY COUNT(*) DESC, o.kind, o.value LIMIT ",
+                    )
+                    .push_bind(limit);
                     let observables: Vec<ObservableCount> = qb.build_query_as().fetch_all(&self.reader).await?;
 
                     let mut qb = QueryBuilder::<$db>::new(concat!(

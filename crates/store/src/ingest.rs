@@ -465,13 +465,27 @@ macro_rules! impl_ingest {
                     let counts: Vec<_> = counts.into_iter().collect();
                     let mut obs_ids: std::collections::HashMap<(TenantId, String, String), Uuid> =
                         std::collections::HashMap::with_capacity(counts.len());
-                    // 8 parameters per row; keys are unique within a statement (as PostgreSQL's
+                    // Automatic enrichment: in tenants with an enrichment integration, a public
+                    // observable that is new or due again (`enrich_after` passed) is claimed by
+                    // this upsert (its `enrich_after` becomes `claim`) and queued below, once,
+                    // however many alerts of the batch (or of concurrent batches) carry it.
+                    let enriching = if counts.is_empty() {
+                        Default::default()
+                    } else {
+                        let tenants = counts.iter().map(|((t, _, _), _)| *t).collect();
+                        Self::enriching_tenants(&mut tx, &tenants).await?
+                    };
+                    let claim = now + chrono::Duration::seconds($crate::enrichment::CLAIM_SECS);
+                    let mut to_enrich: Vec<Uuid> = Vec::new();
+                    // 9 parameters per row; keys are unique within a statement (as PostgreSQL's
                     // ON CONFLICT DO UPDATE requires).
                     for chunk in counts.chunks(250) {
                         let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings) ",
+                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, \
+                             enrich_after) ",
                         );
                         qb.push_values(chunk, |mut b, ((tenant, kind, value), (private, n))| {
+                            let wanted = !*private && enriching.contains(tenant);
                             b.push_bind(Uuid::now_v7())
                                 .push_bind(tenant.0)
                                 .push_bind(*kind)
@@ -479,18 +493,33 @@ macro_rules! impl_ingest {
                                 .push_bind(*private)
                                 .push_bind(now)
                                 .push_bind(now)
-                                .push_bind(*n);
+                                .push_bind(*n)
+                                .push_bind(wanted.then_some(claim));
                         });
                         qb.push(
                             " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
-                             sightings = observables.sightings + excluded.sightings RETURNING id, tenant_id, kind, value",
+                             sightings = observables.sightings + excluded.sightings, \
+                             enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
+                             OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
+                             ELSE observables.enrich_after END \
+                             RETURNING id, tenant_id, kind, value, enrich_after",
                         );
-                        let rows: Vec<(Uuid, Uuid, String, String)> =
+                        let rows: Vec<(Uuid, Uuid, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
                             qb.build_query_as().fetch_all(&mut *tx).await?;
-                        for (id, tenant, kind, value) in rows {
+                        for (id, tenant, kind, value, enrich_after) in rows {
+                            if enrich_after == Some(claim) {
+                                to_enrich.push(id);
+                            }
                             obs_ids.insert((TenantId(tenant), kind, value), id);
                         }
                     }
+                    let queued = if to_enrich.is_empty() {
+                        queued
+                    } else {
+                        to_enrich.sort();
+                        Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
+                        true
+                    };
                     let mut links: Vec<(Uuid, Uuid)> = Vec::new();
                     for (a, o) in &new {
                         for ind in &a.alert.indicators {

@@ -14,10 +14,12 @@ pub mod alerts;
 pub mod audit;
 pub mod automation;
 pub mod dashboard;
+pub mod enrichment;
 mod foundation;
 pub mod incidents;
 pub mod ingest;
 pub mod ingest_ops;
+pub mod integrations;
 pub mod observables;
 mod postgres;
 mod scope_sql;
@@ -744,6 +746,128 @@ pub trait AutomationStore {
     ) -> StoreResult<Option<Vec<uuid::Uuid>>>;
 }
 
+/// Integration instances, health results and actions run by hand (see `integrations`).
+#[async_trait]
+pub trait IntegrationStore {
+    /// The scope's instances (optionally one tenant's), by type and name.
+    async fn list_integrations(
+        &self,
+        scope: &Scope,
+        tenant: Option<TenantId>,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    async fn get_integration(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    /// A tenant's instances of one type (for actions, which run in their run's tenant).
+    async fn integrations_of_type(
+        &self,
+        tenant: TenantId,
+        type_name: &str,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    /// A tenant's enabled instances marked for automatic enrichment.
+    async fn enrichment_integrations(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<integrations::IntegrationRecord>>;
+    /// `Conflict { field: "name" }` when the tenant has one of that name. Audited.
+    async fn create_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        new: integrations::IntegrationWrite,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    /// Replaces the instance `write.id` (the caller merged the patch). Audited.
+    async fn update_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        write: integrations::IntegrationWrite,
+    ) -> StoreResult<integrations::IntegrationRecord>;
+    async fn delete_integration(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    async fn record_integration_health(
+        &self,
+        id: uuid::Uuid,
+        result: &integrations::HealthResult,
+    ) -> StoreResult<()>;
+    /// Every stored ciphertext (for key rotation), unscoped: the operator's CLI only.
+    async fn integration_secrets(&self) -> StoreResult<Vec<(uuid::Uuid, String)>>;
+    /// Replaces a ciphertext if it is still `old` (a concurrent change wins).
+    async fn replace_integration_secret(
+        &self,
+        id: uuid::Uuid,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
+    /// Records an action run by hand, on the alert's timeline (kind `action`) when it names
+    /// one, and in the audit chain.
+    async fn record_action_execution(
+        &self,
+        ctx: &ChangeCtx,
+        execution: &integrations::NewActionExecution,
+    ) -> StoreResult<uuid::Uuid>;
+}
+
+/// Automatic enrichment: per-tenant settings, the lookup cache and the merged reputation (see
+/// `enrichment`).
+#[async_trait]
+pub trait EnrichmentStore {
+    /// The tenant's settings (the defaults when none were saved); `NotFound` outside the scope.
+    async fn get_enrichment_settings(
+        &self,
+        scope: &Scope,
+        tenant: TenantId,
+    ) -> StoreResult<enrichment::EnrichmentSettings>;
+    /// Replaces the tenant's settings (audited).
+    async fn set_enrichment_settings(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        tenant: TenantId,
+        settings: &enrichment::EnrichmentSettings,
+    ) -> StoreResult<()>;
+    /// The settings of a tenant, unscoped (for the worker, which acts for the job's tenant).
+    async fn enrichment_settings_of(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<enrichment::EnrichmentSettings>;
+    /// The observables a job names (unscoped: the job was queued for them).
+    async fn enrichment_targets(
+        &self,
+        ids: &[uuid::Uuid],
+    ) -> StoreResult<Vec<enrichment::EnrichTarget>>;
+    /// Takes a lookup for `lease`: `true` when its cached answer expired (or there is none,
+    /// or `force`), no backoff runs and no other worker holds it.
+    async fn claim_lookup(
+        &self,
+        key: &enrichment::LookupKey,
+        lease: std::time::Duration,
+        force: bool,
+    ) -> StoreResult<bool>;
+    /// Records a lookup's outcome and the observable's merged reputation in one transaction.
+    /// For a failure, when the next attempt is due.
+    async fn record_lookup(
+        &self,
+        key: &enrichment::LookupKey,
+        outcome: enrichment::LookupOutcome,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Queues enrichment of `ids` (of `tenant`) now; `force` looks fresh answers up again.
+    /// Audited unless the actor is the system.
+    async fn queue_enrichment(
+        &self,
+        ctx: &ChangeCtx,
+        tenant: TenantId,
+        ids: &[uuid::Uuid],
+        force: bool,
+    ) -> StoreResult<Vec<uuid::Uuid>>;
+}
+
 /// Incident templates, per tenant (names unique per tenant).
 #[async_trait]
 pub trait IncidentTemplateStore {
@@ -884,6 +1008,8 @@ pub trait Database:
     + IncidentTemplateStore
     + AutomationStore
     + SessionStore
+    + IntegrationStore
+    + EnrichmentStore
     + Health
     + Send
     + Sync
@@ -905,6 +1031,8 @@ impl<T> Database for T where
         + IncidentTemplateStore
         + AutomationStore
         + SessionStore
+        + IntegrationStore
+        + EnrichmentStore
         + Health
         + Send
         + Sync

@@ -142,12 +142,19 @@ pub struct Observable {
     pub verdict: Option<String>,
     /// When enrichment last filled `enrichment`.
     pub enriched_at: Option<DateTime<Utc>>,
+    /// The intel services behind the reputation (automatic enrichment), most severe first.
+    #[sqlx(json)]
+    pub reputation_sources: Vec<crate::enrichment::ReputationSource>,
+    /// Who set verdict and score: `enrichment`, or `analyst` (enrichment then leaves them
+    /// alone); none when not assessed.
+    pub verdict_origin: Option<String>,
 }
 
 pub(crate) const OBSERVABLE_COLUMNS: &str = "observables.id, observables.tenant_id, observables.kind, \
      observables.value, observables.is_private, observables.first_seen, observables.last_seen, \
      observables.sightings, observables.tags, observables.origin, observables.description, \
-     observables.reputation_score, observables.verdict, observables.enriched_at";
+     observables.reputation_score, observables.verdict, observables.enriched_at, \
+     observables.reputation_sources, observables.verdict_origin";
 
 /// An incident an observable appears in (through one of its alerts).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -619,7 +626,25 @@ macro_rules! impl_observables {
                         })),
                     )?;
                     Self::append_audit(&mut tx, new.tenant_id, rec).await?;
+                    // A new observable is enriched like one extracted from an alert.
+                    let mut queued = false;
+                    if !created.is_private
+                        && Self::enriching_tenants(&mut tx, &std::iter::once(new.tenant_id).collect())
+                            .await?
+                            .contains(&new.tenant_id)
+                    {
+                        sqlx::query("UPDATE observables SET enrich_after = $1 WHERE id = $2")
+                            .bind(bulwark_core::time::now() + chrono::Duration::seconds($crate::enrichment::CLAIM_SECS))
+                            .bind(created.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        Self::insert_enrichment_jobs(&mut tx, &[created.id], false).await?;
+                        queued = true;
+                    }
                     tx.commit().await?;
+                    if queued {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(CreateOutcome::Created(Box::new(created)))
                 }
 
@@ -674,6 +699,14 @@ macro_rules! impl_observables {
                         sep.push("verdict = ").push_bind_unseparated(v.clone());
                         old.insert("verdict".into(), json!(before.verdict));
                         new.insert("verdict".into(), json!(v));
+                    }
+                    if patch.verdict.is_some() || patch.reputation_score.is_some() {
+                        // An analyst's assessment stands: enrichment no longer overwrites it
+                        // (until both are cleared).
+                        let verdict = patch.verdict.clone().unwrap_or_else(|| before.verdict.clone());
+                        let score = patch.reputation_score.unwrap_or(before.reputation_score);
+                        let origin = (verdict.is_some() || score.is_some()).then_some("analyst");
+                        sep.push("verdict_origin = ").push_bind_unseparated(origin);
                     }
                     qb.push(" WHERE id = ").push_bind(id);
                     qb.push(format_args!(" RETURNING {}", OBSERVABLE_COLUMNS.replace("observables.", "")));

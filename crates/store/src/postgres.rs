@@ -142,6 +142,8 @@ crate::automation::impl_automation!(
     " FOR UPDATE SKIP LOCKED"
 );
 crate::sessions::impl_sessions!(PgStore);
+crate::integrations::impl_integrations!(PgStore, sqlx::Postgres);
+crate::enrichment::impl_enrichment!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
 crate::incidents::impl_incidents!(
     PgStore,

@@ -411,3 +411,294 @@ async fn several_alerts_read_at_once_match_one_by_one_reads() {
             .is_empty()
     );
 }
+
+async fn enrichment_integration(store: &Store, t: TenantId, name: &str) -> uuid::Uuid {
+    store
+        .create_integration(
+            &ctx(),
+            &Scope::AllTenants,
+            bulwark_store::integrations::IntegrationWrite {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: t,
+                type_name: "virustotal".into(),
+                name: name.into(),
+                description: None,
+                config: json!({}),
+                secrets: None,
+                secret_fields: vec![],
+                enabled: true,
+                is_default: false,
+                enrichment: true,
+            },
+        )
+        .await
+        .expect("integration")
+        .id
+}
+
+/// The enrichment jobs queued so far (claimed, so a second call sees only new ones).
+async fn enrichment_jobs(store: &Store) -> Vec<serde_json::Value> {
+    store
+        .claim_jobs(
+            "test",
+            &[bulwark_store::automation::JOB_ENRICHMENT],
+            100,
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|j| j.payload)
+        .collect()
+}
+
+fn queued_ids(jobs: &[serde_json::Value]) -> Vec<String> {
+    let mut ids: Vec<String> = jobs
+        .iter()
+        .flat_map(|j| j["observables"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn observable(
+    store: &Store,
+    t: TenantId,
+    value: &str,
+) -> bulwark_store::observables::Observable {
+    let page = store
+        .list_observables(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            &bulwark_store::observables::ObservableFilter {
+                tenant_id: Some(t),
+                q: Some(value.into()),
+                match_mode: bulwark_store::observables::MatchMode::Exact,
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("list");
+    page.into_iter()
+        .find(|o| o.value == value)
+        .expect("observable")
+}
+
+#[tokio::test]
+async fn new_public_observables_are_queued_for_enrichment_once_per_batch() {
+    let db = fresh().await;
+    let s = &db.store;
+    let quiet = tenant(s, "quiet").await;
+    let t = tenant(s, "acme").await;
+    enrichment_integration(s, t, "vt").await;
+
+    // A tenant without an enrichment integration queues nothing.
+    s.ingest(
+        &[incoming(quiet, Source::Wazuh, wazuh("q-1", "45.33.32.156"))],
+        DAY,
+    )
+    .await
+    .expect("ingest");
+    assert!(enrichment_jobs(s).await.is_empty());
+
+    // 50 alerts in one batch sharing a public and a private address: one job, with the public
+    // observable only.
+    let batch: Vec<_> = (0..50)
+        .map(|i| incoming(t, Source::Wazuh, wazuh(&format!("a-{i}"), "45.33.32.156")))
+        .collect();
+    s.ingest(&batch, DAY).await.expect("ingest");
+    let jobs = enrichment_jobs(s).await;
+    let public = observable(s, t, "45.33.32.156").await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(queued_ids(&jobs), [public.id.to_string()]);
+    assert_eq!(jobs[0]["force"], false);
+
+    // Concurrent batches carrying it again (and a new one): the new one is queued once, the
+    // claimed one not again.
+    let mut handles = Vec::new();
+    for n in 0..8 {
+        let s: Store = s.clone();
+        handles.push(tokio::spawn(async move {
+            let batch: Vec<_> = (0..5)
+                .map(|i| {
+                    incoming(
+                        t,
+                        Source::Wazuh,
+                        wazuh(
+                            &format!("c-{n}-{i}"),
+                            if i % 2 == 0 {
+                                "45.33.32.156"
+                            } else {
+                                "198.51.7.7"
+                            },
+                        ),
+                    )
+                })
+                .collect();
+            s.ingest(&batch, DAY).await.expect("ingest");
+        }));
+    }
+    for h in handles {
+        h.await.expect("join");
+    }
+    let second = observable(s, t, "198.51.7.7").await;
+    let jobs = enrichment_jobs(s).await;
+    assert_eq!(queued_ids(&jobs), [second.id.to_string()], "{jobs:?}");
+}
+
+#[tokio::test]
+async fn lookups_are_claimed_once_cached_merged_and_retried_with_backoff() {
+    use bulwark_store::enrichment::{LookupKey, LookupOutcome};
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let vt = enrichment_integration(s, t, "vt").await;
+    let gn = enrichment_integration(s, t, "gn").await;
+    s.ingest(
+        &[incoming(t, Source::Wazuh, wazuh("1", "45.33.32.156"))],
+        DAY,
+    )
+    .await
+    .expect("ingest");
+    enrichment_jobs(s).await;
+    let key = |id: uuid::Uuid, name: &str| LookupKey {
+        tenant_id: t,
+        kind: "ipv4".into(),
+        value: "45.33.32.156".into(),
+        integration_id: id,
+        integration: name.into(),
+        type_name: "virustotal".into(),
+        action: "lookup_ip".into(),
+    };
+    let lease = std::time::Duration::from_secs(60);
+    let k = key(vt, "vt");
+    assert!(s.claim_lookup(&k, lease, false).await.expect("claim"));
+    assert!(
+        !s.claim_lookup(&k, lease, false).await.expect("held"),
+        "one lookup at a time"
+    );
+    s.record_lookup(
+        &k,
+        LookupOutcome::Found {
+            verdict: "malicious".into(),
+            score: 73,
+            result: json!({"malicious": 7}),
+            ttl_secs: 3600,
+        },
+    )
+    .await
+    .expect("record");
+    let o = observable(s, t, "45.33.32.156").await;
+    assert_eq!(
+        (o.verdict.as_deref(), o.reputation_score),
+        (Some("malicious"), Some(73))
+    );
+    assert_eq!(o.verdict_origin.as_deref(), Some("enrichment"));
+    assert_eq!(o.reputation_sources.len(), 1);
+    assert_eq!(o.reputation_sources[0].integration, "vt");
+    assert!(o.enriched_at.is_some());
+    // Fresh: not looked up again, unless forced (a manual request).
+    assert!(!s.claim_lookup(&k, lease, false).await.expect("fresh"));
+    assert!(s.claim_lookup(&k, lease, true).await.expect("forced"));
+
+    // A failing refresh keeps the answer and backs off.
+    let retry = s
+        .record_lookup(
+            &k,
+            LookupOutcome::Failed {
+                error: "HTTP 503 from vt".into(),
+                retryable: true,
+            },
+        )
+        .await
+        .expect("record")
+        .expect("retry time");
+    assert!(
+        retry > chrono::Utc::now() + chrono::Duration::seconds(50),
+        "{retry}"
+    );
+    let o = observable(s, t, "45.33.32.156").await;
+    assert_eq!(o.verdict.as_deref(), Some("malicious"));
+    let g = key(gn, "gn");
+    assert!(s.claim_lookup(&g, lease, false).await.expect("claim"));
+    let retry = s
+        .record_lookup(
+            &g,
+            LookupOutcome::Failed {
+                error: "HTTP 401: bad key".into(),
+                retryable: false,
+            },
+        )
+        .await
+        .expect("record")
+        .expect("retry time");
+    assert!(
+        retry > chrono::Utc::now() + chrono::Duration::minutes(59),
+        "not retryable: an hour at least"
+    );
+    assert!(!s.claim_lookup(&g, lease, false).await.expect("backoff"));
+    let detail = s
+        .get_observable(
+            &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+            o.id,
+            bulwark_store::observables::SightingOptions {
+                limit: 10,
+                incidents: false,
+            },
+        )
+        .await
+        .expect("detail");
+    let results = detail.enrichment.expect("enrichment")["results"].clone();
+    let gn_row = results
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["integration"] == "gn")
+        .expect("gn");
+    assert_eq!(
+        (gn_row["status"].clone(), gn_row["attempts"].clone()),
+        (json!("failed"), json!(1))
+    );
+    assert_eq!(gn_row["error"], "HTTP 401: bad key");
+
+    // An analyst's verdict stands against later lookups; the sources still show.
+    s.update_observable(
+        &ctx(),
+        &bulwark_core::AlertAccess::unrestricted(Scope::AllTenants),
+        o.id,
+        bulwark_store::observables::ObservablePatch {
+            verdict: Some(Some("benign".into())),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("patch");
+    assert!(s.claim_lookup(&k, lease, true).await.expect("forced"));
+    s.record_lookup(
+        &k,
+        LookupOutcome::Found {
+            verdict: "malicious".into(),
+            score: 90,
+            result: json!({}),
+            ttl_secs: 0,
+        },
+    )
+    .await
+    .expect("record");
+    let o = observable(s, t, "45.33.32.156").await;
+    assert_eq!(
+        (o.verdict.as_deref(), o.verdict_origin.as_deref()),
+        (Some("benign"), Some("analyst"))
+    );
+    assert_eq!(o.reputation_sources[0].score, 90);
+
+    // The answer expired (TTL 0): the next sighting queues the observable again.
+    s.ingest(
+        &[incoming(t, Source::Wazuh, wazuh("2", "45.33.32.156"))],
+        DAY,
+    )
+    .await
+    .expect("ingest");
+    assert_eq!(queued_ids(&enrichment_jobs(s).await), [o.id.to_string()]);
+}

@@ -7,7 +7,7 @@
 //! therefore goes through exactly the guard (permissions), the tenant scope and tag rules,
 //! the validation, the audit records and the playbook triggers that API clients get; a page
 //! cannot be looser than the API because it has no other way in. See
-//! `docs/decisions/0005-web-console-in-process-api.md`.
+//! `docs/decisions/0006-web-console-in-process-api.md`.
 //!
 //! What the console adds is the browser side: server-side sessions in an HttpOnly cookie
 //! (`session`), CSRF tokens and same-origin checks on every mutation, strict security headers

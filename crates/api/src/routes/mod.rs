@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod incident_templates;
 pub mod incidents;
 pub mod ingest;
+pub mod integrations;
 pub mod observables;
 pub mod ops;
 pub mod playbooks;
@@ -225,6 +226,18 @@ pub fn routes() -> Vec<Route> {
         ),
         r(
             Method::GET,
+            "/api/v1/tenants/{id}/enrichment",
+            Perm(P::SettingsManage),
+            get(tenants::get_enrichment),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/tenants/{id}/enrichment",
+            Perm(P::SettingsManage),
+            put(tenants::put_enrichment),
+        ),
+        r(
+            Method::GET,
             "/api/v1/observables",
             Perm(P::ObservablesRead),
             get(observables::list),
@@ -246,6 +259,12 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/observables/{id}",
             Perm(P::ObservablesManage),
             patch(observables::update),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/observables/{id}/enrich",
+            Perm(P::ObservablesManage),
+            post(observables::enrich),
         ),
         r(
             Method::GET,
@@ -510,6 +529,54 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/approvals/{id}/reject",
             Perm(P::ApprovalsDecide),
             post(approvals::reject),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations/types",
+            Perm(P::IntegrationsRead),
+            get(integrations::types),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations",
+            Perm(P::IntegrationsRead),
+            get(integrations::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/integrations",
+            Perm(P::IntegrationsManage),
+            post(integrations::create),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsRead),
+            get(integrations::get),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsManage),
+            patch(integrations::update),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/integrations/{id}",
+            Perm(P::IntegrationsManage),
+            delete(integrations::delete),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/integrations/{id}/health",
+            Perm(P::IntegrationsManage),
+            post(integrations::health),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/actions/execute",
+            Perm(P::PlaybooksExecute),
+            post(integrations::execute),
         ),
     ]
 }

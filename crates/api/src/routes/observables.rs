@@ -343,3 +343,77 @@ pub async fn update(
             .await?,
     ))
 }
+
+/// The answer to a manual enrichment request.
+#[derive(Serialize, ToSchema)]
+pub struct EnrichResponse {
+    /// The queued enrichment jobs; the lookups run in the background and their results appear
+    /// on the observable (`enrichment`, `verdict`, `reputation_sources`).
+    pub job_ids: Vec<uuid::Uuid>,
+    /// The integrations that will look it up.
+    pub integrations: Vec<String>,
+}
+
+/// Look an observable up again now with every enabled enrichment integration of its tenant
+/// that handles its kind, even if a cached answer is still fresh. Private and reserved values
+/// and the tenant's allow-list are never sent out (409 saying why). Audited.
+#[utoipa::path(post, path = "/api/v1/observables/{id}/enrich", tag = "observables", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Observable id")),
+    responses((status = 202, body = EnrichResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn enrich(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RequestId(rid): RequestId,
+    PathId(id): PathId,
+) -> ApiResult<(StatusCode, axum::Json<EnrichResponse>)> {
+    use bulwark_integrations::enrich::{integrations_for, never_sent, parse_allow_list};
+    let o = state
+        .store
+        .get_observable(
+            &AlertAccess::of(&caller),
+            id,
+            SightingOptions {
+                limit: 1,
+                incidents: false,
+            },
+        )
+        .await?
+        .observable;
+    let settings = state.store.enrichment_settings_of(o.tenant_id).await?;
+    let allow = parse_allow_list(&settings.allow_list).map_err(|e| {
+        ApiError::Conflict(format!(
+            "the tenant's enrichment allow-list cannot be read ({e}): nothing is sent"
+        ))
+    })?;
+    if let Some(why) = never_sent(&o.kind, &o.value, o.is_private, &allow) {
+        return Err(ApiError::Conflict(format!("{}: {why}", o.value)));
+    }
+    let all = state.store.enrichment_integrations(o.tenant_id).await?;
+    let usable: Vec<String> = integrations_for(&state.config.integrations, &all, &o.kind)
+        .into_iter()
+        .map(|r| r.name.clone())
+        .collect();
+    if usable.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "no enabled enrichment integration of this tenant looks up {} values \
+             (configure one with `enrichment: true`)",
+            o.kind
+        )));
+    }
+    let job_ids = state
+        .store
+        .queue_enrichment(
+            &ChangeCtx::from_caller(&caller, rid),
+            o.tenant_id,
+            &[o.id],
+            true,
+        )
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(EnrichResponse {
+            job_ids,
+            integrations: usable,
+        }),
+    ))
+}

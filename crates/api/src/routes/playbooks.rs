@@ -21,13 +21,11 @@ use bulwark_store::ChangeCtx;
 use bulwark_store::automation::{PlaybookRecord, PlaybookWrite};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 use utoipa::{IntoParams, ToSchema};
 
-/// The built-in action catalog, built once.
-pub(crate) fn catalog() -> &'static Catalog {
-    static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(Catalog::builtin)
+/// The action catalog: the built-in actions and the integrations'.
+pub(crate) fn catalog(state: &AppState) -> &Catalog {
+    state.config.integrations.catalog()
 }
 
 /// The load errors of a playbook as a 422 listing them all.
@@ -70,10 +68,10 @@ fn body_format(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for PlaybookBody {
+impl FromRequest<AppState> for PlaybookBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let format = body_format(req.headers()).ok_or_else(|| {
             ApiError::UnsupportedMediaType(
                 "expected Content-Type: application/yaml (or text/yaml, application/x-yaml) or application/json"
@@ -92,10 +90,10 @@ impl<S: Send + Sync> FromRequest<S> for PlaybookBody {
             ));
         }
         let playbook = if format == "yaml" {
-            bulwark_playbook::parse_yaml(&source, catalog())
+            bulwark_playbook::parse_yaml(&source, catalog(state))
         } else {
             let value: serde_json::Value = crate::extract::parse_json(source.as_bytes())?;
-            bulwark_playbook::parse_json(&value, catalog()).map_err(|e| json_lines(e, &source))
+            bulwark_playbook::parse_json(&value, catalog(state)).map_err(|e| json_lines(e, &source))
         }
         .map_err(|e| invalid_playbook(&e))?;
         Ok(PlaybookBody {

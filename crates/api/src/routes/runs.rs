@@ -152,8 +152,9 @@ pub async fn start(
     let pb = state.store.get_playbook(&caller.scope, id).await?;
     let subject = subject(&state, &caller, pb.tenant_id, &req).await?;
     if req.dry_run {
-        let compiled = bulwark_playbook::parse_json(&pb.spec, crate::routes::playbooks::catalog())
-            .map_err(|e| crate::routes::playbooks::invalid_playbook(&e))?;
+        let compiled =
+            bulwark_playbook::parse_json(&pb.spec, crate::routes::playbooks::catalog(&state))
+                .map_err(|e| crate::routes::playbooks::invalid_playbook(&e))?;
         let ctx = bulwark_playbook::trigger_context(
             subject.alert,
             subject.incident,

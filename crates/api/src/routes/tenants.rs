@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use bulwark_core::model::Tenant;
 use bulwark_core::{TenantId, validate};
+use bulwark_store::enrichment::EnrichmentSettings;
 use bulwark_store::tag_access::TagAccessConfig;
 use bulwark_store::{ChangeCtx, NewTenant};
 use serde::Deserialize;
@@ -116,4 +117,71 @@ pub async fn put_tag_access(
     Ok(axum::Json(
         state.store.get_tag_access(&caller.scope, tenant).await?,
     ))
+}
+
+/// The tenant's automatic-enrichment settings (the defaults until saved).
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/enrichment", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    responses((status = 200, body = EnrichmentSettings), (status = 404, body = Problem)))]
+pub async fn get_enrichment(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> ApiResult<axum::Json<EnrichmentSettings>> {
+    Ok(axum::Json(
+        state
+            .store
+            .get_enrichment_settings(&caller.scope, TenantId(id))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentSettingsRequest {
+    /// Never sent to intel services (besides private and reserved values): IPs, CIDRs
+    /// (`10.20.0.0/16`), domains (`corp.example.org` or `*.corp.example.org`: with their
+    /// subdomains, and URLs and e-mail addresses on them) or exact values (a hash, a URL).
+    #[serde(default)]
+    pub allow_list: Vec<String>,
+    /// How long a lookup's answer is reused, in seconds (60 to 7776000; default 86400).
+    pub cache_ttl_secs: Option<i64>,
+}
+
+/// Replaces the tenant's automatic-enrichment settings. Audited.
+#[utoipa::path(put, path = "/api/v1/tenants/{id}/enrichment", tag = "tenants", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Tenant id")),
+    request_body = EnrichmentSettingsRequest,
+    responses((status = 200, body = EnrichmentSettings), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_enrichment(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    RequestId(rid): RequestId,
+    PathId(id): PathId,
+    Json(req): Json<EnrichmentSettingsRequest>,
+) -> ApiResult<axum::Json<EnrichmentSettings>> {
+    let settings = EnrichmentSettings {
+        allow_list: req
+            .allow_list
+            .into_iter()
+            .map(|e| e.trim().to_owned())
+            .collect(),
+        cache_ttl_secs: req
+            .cache_ttl_secs
+            .unwrap_or(bulwark_store::enrichment::DEFAULT_CACHE_TTL_SECS),
+    };
+    bulwark_store::enrichment::check_settings(&settings).map_err(|(f, m)| ApiError::field(f, m))?;
+    bulwark_integrations::enrich::parse_allow_list(&settings.allow_list)
+        .map_err(|m| ApiError::field("allow_list", m))?;
+    let tenant = TenantId(id);
+    state
+        .store
+        .set_enrichment_settings(
+            &ChangeCtx::from_caller(&caller, rid),
+            &caller.scope,
+            tenant,
+            &settings,
+        )
+        .await?;
+    Ok(axum::Json(settings))
 }
