@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub const ISSUER: &str = "bulwark";
-const INVALID: &str = "missing, invalid or expired credentials";
+pub(crate) const INVALID: &str = "missing, invalid or expired credentials";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -185,6 +185,16 @@ pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Authenticated, ApiError> {
+    authenticate_with(state, headers, false).await
+}
+
+/// `cached_keys`: an API key may come from the [`crate::key_cache::KeyCache`] (the ingest
+/// route only: its writer re-checks every key just before storing).
+pub async fn authenticate_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    cached_keys: bool,
+) -> Result<Authenticated, ApiError> {
     match presented(headers).ok_or(ApiError::Unauthorized(INVALID))? {
         Presented::Jwt(token) => {
             let claims = state
@@ -212,11 +222,27 @@ pub async fn authenticate(
         }
         Presented::ApiKey(key) => {
             let prefix = api_key_prefix(key).ok_or(ApiError::Unauthorized(INVALID))?;
-            let creds = state
-                .store
-                .api_key_by_prefix(prefix)
-                .await?
-                .ok_or(ApiError::Unauthorized(INVALID))?;
+            let clock = std::time::Instant::now();
+            let creds = match cached_keys
+                .then(|| state.key_cache.get(prefix, clock))
+                .flatten()
+            {
+                Some(c) => c,
+                None => {
+                    let c = std::sync::Arc::new(
+                        state
+                            .store
+                            .api_key_by_prefix(prefix)
+                            .await?
+                            .ok_or(ApiError::Unauthorized(INVALID))?,
+                    );
+                    if cached_keys {
+                        state.key_cache.insert(prefix, c.clone(), clock);
+                    }
+                    c
+                }
+            };
+            let creds = bulwark_core::model::ApiKeyCredentials::clone(&creds);
             let now = bulwark_core::time::now();
             if !api_key_matches(key, &creds.digest) || !creds.key.is_usable_at(now) {
                 return Err(ApiError::Unauthorized(INVALID));
@@ -279,7 +305,8 @@ pub async fn guard(
                 retry_after_secs: crate::rate_limit::retry_after_secs(wait),
             });
         }
-        let auth = match authenticate(&state, req.headers()).await {
+        let ingest = access == Access::Perm(Permission::WebhooksIngest);
+        let auth = match authenticate_with(&state, req.headers(), ingest).await {
             Ok(a) => a,
             Err(e) => {
                 if matches!(e, ApiError::Unauthorized(_)) {

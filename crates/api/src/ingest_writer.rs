@@ -6,6 +6,7 @@
 //! If a gathered batch fails, each request's alerts are retried on their own, so one bad
 //! request cannot fail its neighbours.
 
+use bulwark_core::ApiKeyId;
 use bulwark_store::ingest::{IncomingAlert, IngestOutcome};
 use bulwark_store::{Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +18,9 @@ const QUEUE: usize = 4096;
 
 struct Job {
     alerts: Vec<IncomingAlert>,
-    reply: oneshot::Sender<Result<Vec<IngestOutcome>, StoreError>>,
+    /// The API key that delivered them: checked for revocation and expiry with the batch.
+    key: Option<ApiKeyId>,
+    reply: oneshot::Sender<Result<Vec<IngestOutcome>, WriteError>>,
 }
 
 #[derive(Clone)]
@@ -31,28 +34,55 @@ pub enum WriteError {
     Store(#[from] StoreError),
     #[error("the ingest writer stopped")]
     Stopped,
+    #[error("the API key was revoked or expired")]
+    KeyNotUsable,
+    #[error("cannot check the API key: {0}")]
+    KeyCheck(String),
 }
 
 impl IngestWriter {
-    /// Starts the writer task on the current runtime.
+    /// Starts the writer on a thread of its own with a single-threaded runtime. A transaction
+    /// is a dozen statements, each a round trip to the database connection; on the shared
+    /// runtime every round trip waited for a worker thread busy with HTTP requests, which made
+    /// the one writer (the ingest bound) spend most of its time waiting to be scheduled. The
+    /// thread ends when the last sender is dropped.
     pub fn start(store: Store, dedup_window: chrono::Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx, dedup_window));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(rt) => {
+                let spawned = std::thread::Builder::new()
+                    .name("bulwark-ingest".into())
+                    .spawn(move || rt.block_on(run(store, rx, dedup_window)));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "cannot start the ingest writer thread");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime for the ingest writer thread; it shares the server's");
+                tokio::spawn(run(store, rx, dedup_window));
+            }
+        }
         Self { tx }
     }
 
     /// Stores `alerts` (in one transaction with whatever else is waiting) and returns their
     /// outcomes, in order, once committed.
+    /// `key`: the API key that delivered them; if it was revoked or expired meanwhile,
+    /// nothing is stored and the answer is [`WriteError::KeyNotUsable`].
     pub async fn write(
         &self,
         alerts: Vec<IncomingAlert>,
+        key: Option<ApiKeyId>,
     ) -> Result<Vec<IngestOutcome>, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Job { alerts, reply })
+            .send(Job { alerts, key, reply })
             .await
             .map_err(|_| WriteError::Stopped)?;
-        Ok(rx.await.map_err(|_| WriteError::Stopped)??)
+        rx.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
@@ -69,6 +99,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, window: chrono::Duration
                 Err(_) => break,
             }
         }
+        let jobs = match keep_usable_keys(&store, jobs).await {
+            Some(jobs) => jobs,
+            None => continue,
+        };
         // One vector for the transaction; each request's alerts are a span of it.
         let mut all: Vec<IncomingAlert> = Vec::with_capacity(count);
         let mut spans = Vec::with_capacity(jobs.len());
@@ -90,9 +124,40 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, window: chrono::Duration
                 for (len, reply) in spans {
                     let result = store.ingest(&all[start..start + len], window).await;
                     start += len;
-                    let _ = reply.send(result);
+                    let _ = reply.send(result.map_err(WriteError::from));
                 }
             }
         }
     }
+}
+
+/// Answers the jobs whose API key is no longer usable (revoked or expired since the request
+/// was authenticated, possibly from the key cache) and returns the others; one read for the
+/// whole batch. `None` when nothing is left to write.
+async fn keep_usable_keys(store: &Store, jobs: Vec<Job>) -> Option<Vec<Job>> {
+    let mut ids: Vec<ApiKeyId> = jobs.iter().filter_map(|j| j.key).collect();
+    if ids.is_empty() {
+        return Some(jobs);
+    }
+    ids.sort_by_key(|k| k.0);
+    ids.dedup();
+    let usable = match store.usable_api_keys(&ids, bulwark_core::time::now()).await {
+        Ok(u) => u,
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(WriteError::KeyCheck(e.to_string())));
+            }
+            return None;
+        }
+    };
+    let mut keep = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match job.key {
+            Some(k) if !usable.contains(&k) => {
+                let _ = job.reply.send(Err(WriteError::KeyNotUsable));
+            }
+            _ => keep.push(job),
+        }
+    }
+    (!keep.is_empty()).then_some(keep)
 }

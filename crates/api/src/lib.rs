@@ -7,6 +7,7 @@ pub mod extract;
 pub mod http_metrics;
 pub mod ingest_stats;
 pub mod ingest_writer;
+pub mod key_cache;
 pub mod openapi;
 pub mod password_pool;
 pub mod rate_limit;

@@ -164,6 +164,8 @@ pub struct Inner {
     pub tokens: TokenIssuer,
     pub throttle: LoginThrottle,
     pub key_usage: KeyUsage,
+    /// Ingest keys remembered between requests (see `key_cache`).
+    pub key_cache: crate::key_cache::KeyCache,
     pub metrics: Option<PrometheusHandle>,
     pub passwords: PasswordPool,
     pub ingest: crate::ingest_writer::IngestWriter,
@@ -189,6 +191,7 @@ impl AppState {
             tokens: TokenIssuer::new(config.jwt_secret.expose(), config.token_ttl),
             throttle: LoginThrottle::new(config.login_throttle),
             key_usage: KeyUsage::default(),
+            key_cache: Default::default(),
             metrics,
             passwords: PasswordPool::per_core(),
             ingest,

@@ -633,6 +633,26 @@ macro_rules! impl_foundation {
                 row.map(ApiKeyRow::into_credentials).transpose()
             }
 
+            async fn usable_api_keys(
+                &self,
+                ids: &[ApiKeyId],
+                now: DateTime<Utc>,
+            ) -> StoreResult<std::collections::HashSet<ApiKeyId>> {
+                let mut usable = std::collections::HashSet::new();
+                for chunk in ids.chunks(500) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("SELECT id FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ");
+                    qb.push_bind(now).push(") AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.0);
+                    }
+                    qb.push(")");
+                    let rows: Vec<(uuid::Uuid,)> = qb.build_query_as().fetch_all(&self.reader).await?;
+                    usable.extend(rows.into_iter().map(|(id,)| ApiKeyId(id)));
+                }
+                Ok(usable)
+            }
+
             async fn touch_api_keys(&self, used: &[(ApiKeyId, DateTime<Utc>)]) -> StoreResult<()> {
                 if used.is_empty() {
                     return Ok(());

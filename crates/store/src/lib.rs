@@ -223,6 +223,13 @@ pub trait ApiKeyStore {
     async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyCredentials>>;
     /// Writes batched `last_used_at` values (kept in memory between flushes).
     async fn touch_api_keys(&self, used: &[(ApiKeyId, DateTime<Utc>)]) -> StoreResult<()>;
+    /// Which of `ids` are usable at `now` (not revoked, not expired): the ingest writer's
+    /// check of a batch's keys just before storing it.
+    async fn usable_api_keys(
+        &self,
+        ids: &[ApiKeyId],
+        now: DateTime<Utc>,
+    ) -> StoreResult<std::collections::HashSet<ApiKeyId>>;
 }
 
 /// The tamper-evident audit trail. Appends normally happen inside the other stores'

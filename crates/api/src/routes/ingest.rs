@@ -226,7 +226,7 @@ pub async fn replay_dead_letter(
     }
     let outcomes = state
         .ingest
-        .write(alerts)
+        .write(alerts, None)
         .await
         .map_err(crate::routes::webhooks::write_error)?;
     let first = outcomes

@@ -408,6 +408,8 @@ async fn ingest(
         )));
     }
     let key = req.extensions().get::<Arc<KeyContext>>().cloned();
+    // The writer checks this key again just before storing (it may come from the key cache).
+    let key_id = key.as_ref().map(|k| k.creds.key.id);
     let ip = req.extensions().get::<ClientIp>().and_then(|c| c.0);
     // Only the signature headers outlive the request (the body consumes it).
     let headers: HeaderMap = [SIGNATURE_HEADER, KEY_SIGNATURE_HEADER]
@@ -499,7 +501,11 @@ async fn ingest(
         if let Some(Err(detail)) = lines.pop() {
             return Err(ApiError::field("body", detail));
         }
-        let outcome = state.ingest.write(good).await.map_err(write_error)?;
+        let outcome = state
+            .ingest
+            .write(good, key_id)
+            .await
+            .map_err(write_error)?;
         let o = outcome
             .into_iter()
             .next()
@@ -516,7 +522,11 @@ async fn ingest(
     let outcomes = if good.is_empty() {
         Vec::new()
     } else {
-        state.ingest.write(good).await.map_err(write_error)?
+        state
+            .ingest
+            .write(good, key_id)
+            .await
+            .map_err(write_error)?
     };
     let duplicates = outcomes.iter().filter(|o| o.duplicate).count();
     state
@@ -566,6 +576,9 @@ async fn ingest(
 pub(crate) fn write_error(e: crate::ingest_writer::WriteError) -> ApiError {
     match e {
         crate::ingest_writer::WriteError::Store(s) => s.into(),
+        crate::ingest_writer::WriteError::KeyNotUsable => {
+            ApiError::Unauthorized(crate::auth::INVALID)
+        }
         other => ApiError::internal(other),
     }
 }
