@@ -66,6 +66,10 @@ enum Suite {
         /// the server's memory then.
         #[arg(long, default_value_t = 0)]
         fill: u64,
+        /// Then send single-alert requests on a fixed schedule at this rate (open loop, latency
+        /// counted from each request's scheduled time); 0 skips the phase.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
     },
     /// The ingest transaction alone (no HTTP): batches through the store, with and without
     /// the audit records, alternating on fresh databases in one run.
@@ -272,6 +276,68 @@ where
     }
 }
 
+/// Open loop: one request every `1/rate` s for `duration`, whatever the answers take, each
+/// timed from its scheduled start (a slow answer cannot hide the requests that would have
+/// queued behind it: no coordinated omission). At most 4096 requests are in flight; a request
+/// that could not start for that reason counts as an error.
+async fn fixed_rate<F>(rate: u64, duration: Duration, make: F) -> LoadResult
+where
+    F: Fn(&reqwest::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .unwrap_or_default();
+    let make = std::sync::Arc::new(make);
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(4096));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let total = (duration.as_secs_f64() * rate as f64) as u64;
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut dropped = 0u64;
+    for i in 0..total {
+        let scheduled = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(scheduled).await;
+        let Ok(permit) = std::sync::Arc::clone(&in_flight).try_acquire_owned() else {
+            dropped += 1;
+            continue;
+        };
+        let (c, make) = (client.clone(), std::sync::Arc::clone(&make));
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            match make(&c).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    Some(scheduled.elapsed())
+                }
+                _ => None,
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(tasks.len());
+    let mut errors = dropped;
+    for t in tasks {
+        match t.await {
+            Ok(Some(d)) => all.push(d),
+            _ => errors += 1,
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    LoadResult {
+        name: format!("open loop at {rate}/s"),
+        requests: all.len() as u64,
+        errors,
+        rate: all.len() as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
 /// The same server's no-op endpoint: the denominator of every ratio a suite reports.
 async fn noop_phase(base: &str, concurrency: usize, duration: Duration) -> LoadResult {
     let url = format!("{base}/healthz");
@@ -425,7 +491,12 @@ fn payload(n: u64) -> (&'static str, String) {
 
 /// Ingestion: single-alert requests and NDJSON batches of 100, 30% duplicates, against the
 /// same server's no-op rate.
-async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::Result<String> {
+async fn ingest(
+    args: &Args,
+    database_url: Option<&str>,
+    fill: u64,
+    rate: u64,
+) -> anyhow::Result<String> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let duration = Duration::from_secs(args.duration);
@@ -483,6 +554,25 @@ async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::R
         .await
     };
     let rss_single = server.rss_kib();
+    let fixed = if rate > 0 {
+        let base = base.clone();
+        let key = key.clone();
+        let counter = Arc::clone(&counter);
+        Some(
+            fixed_rate(rate, duration, move |c| {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+                let (src, body) = payload(n);
+                c.post(format!("{base}/api/v1/webhooks/alerts/{src}"))
+                    .header("x-api-key", &key)
+                    .header("content-type", "application/json")
+                    .body(body)
+            })
+            .await,
+        )
+    } else {
+        None
+    };
     let batch_counter = Arc::new(AtomicU64::new(10_000_000));
     let batch = {
         let base = base.clone();
@@ -582,6 +672,12 @@ async fn ingest(args: &Args, database_url: Option<&str>, fill: u64) -> anyhow::R
             r.p50_ms,
             r.p99_ms,
             r.errors
+        ));
+    }
+    if let Some(f) = &fixed {
+        out.push_str(&format!(
+            "| same, open loop at {rate} alerts/s (latency from the scheduled send) | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {} |\n",
+            f.rate, f.rate, f.p50_ms, f.p99_ms, f.errors
         ));
     }
     out.push_str(&format!(
@@ -805,7 +901,8 @@ fn main() -> anyhow::Result<()> {
             Suite::Ingest {
                 ref database_url,
                 fill,
-            } => ingest(&args, database_url.as_deref(), fill).await,
+                rate,
+            } => ingest(&args, database_url.as_deref(), fill, rate).await,
             Suite::Audit {
                 records,
                 ref database_url,
