@@ -23,6 +23,8 @@ pub struct ActionContext {
     pub timeout: Duration,
     /// The platform tenant (for assignee checks).
     pub platform_tenant: TenantId,
+    /// The worker's group commit of alert writes; `None` writes through the store directly.
+    pub alert_writer: Option<crate::alert_writes::AlertWriter>,
 }
 
 impl ActionContext {

@@ -104,11 +104,15 @@ impl Action for AlertUpdate {
             assignee_scope,
             claim: None,
         };
-        let changed = ctx
-            .store
-            .update_alert(&ctx.change_ctx(), &ctx.access(), id, &req)
-            .await
-            .map_err(|e| ActionError::store("alert.update refused", e))?;
+        let changed = match &ctx.alert_writer {
+            Some(w) => w.change(ctx.change_ctx(), ctx.access(), id, req).await,
+            None => {
+                ctx.store
+                    .update_alert(&ctx.change_ctx(), &ctx.access(), id, &req)
+                    .await
+            }
+        }
+        .map_err(|e| ActionError::store("alert.update refused", e))?;
         Ok(json!({ "alert_id": id, "changed": changed }))
     }
 }
@@ -124,11 +128,18 @@ impl Action for AlertComment {
     async fn execute(&self, ctx: &ActionContext, input: &Value) -> Result<Value, ActionError> {
         let id = alert_id(ctx)?;
         let text = opt_str(input, "text").ok_or_else(|| ActionError::fatal("text: required"))?;
-        let c = ctx
-            .store
-            .add_alert_comment(&ctx.change_ctx(), &ctx.access(), id, text, &[])
-            .await
-            .map_err(|e| ActionError::store("alert.comment", e))?;
+        let c = match &ctx.alert_writer {
+            Some(w) => {
+                w.comment(ctx.change_ctx(), ctx.access(), id, text.to_owned())
+                    .await
+            }
+            None => {
+                ctx.store
+                    .add_alert_comment(&ctx.change_ctx(), &ctx.access(), id, text, &[])
+                    .await
+            }
+        }
+        .map_err(|e| ActionError::store("alert.comment", e))?;
         Ok(json!({ "comment_id": c.id }))
     }
 }

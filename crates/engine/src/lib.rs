@@ -33,6 +33,7 @@
 
 pub mod action;
 pub mod actions;
+pub mod alert_writes;
 pub mod http;
 pub mod playbook_dir;
 pub mod schedule;

@@ -64,6 +64,8 @@ pub struct Worker {
     playbooks: Mutex<HashMap<(Uuid, i32), Arc<Playbook>>>,
     /// Group commit of this worker's saves (started on first use).
     saves: tokio::sync::OnceCell<mpsc::Sender<PendingSave>>,
+    /// Group commit of its actions' alert writes (started on first use).
+    alert_writer: std::sync::OnceLock<crate::alert_writes::AlertWriter>,
 }
 
 const CACHE_MAX: usize = 256;
@@ -152,6 +154,7 @@ impl Worker {
             config,
             playbooks: Mutex::new(HashMap::new()),
             saves: tokio::sync::OnceCell::new(),
+            alert_writer: std::sync::OnceLock::new(),
         }
     }
 
@@ -720,6 +723,11 @@ impl Worker {
             idempotency_key: step.idempotency_key.clone(),
             timeout: step.timeout,
             platform_tenant: self.config.platform_tenant.unwrap_or(run.tenant_id),
+            alert_writer: Some(
+                self.alert_writer
+                    .get_or_init(|| crate::alert_writes::AlertWriter::start(self.store.clone()))
+                    .clone(),
+            ),
         }
     }
 

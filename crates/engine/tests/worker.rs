@@ -281,6 +281,7 @@ async fn a_crashed_worker_is_resumed_by_another() {
         idempotency_key: key.into(),
         timeout: Duration::from_secs(10),
         platform_tenant: t,
+        alert_writer: None,
     };
     // Step 1: executed and saved.
     let Advance::Steps(steps) = state.advance(&pb, Sandbox::shared(), chrono::Utc::now()) else {

@@ -26,6 +26,33 @@ pub struct ChangeRequest {
     pub claim: Option<bool>,
 }
 
+/// A playbook action's write to an alert. The writes of concurrent runs share one transaction
+/// ([`crate::AlertTriageStore::alert_writes`]): on SQLite every commit waits for the one writer
+/// and its fsync, so one commit per action capped a worker at the disk's commit rate.
+#[derive(Debug, Clone)]
+pub enum AlertWrite {
+    Change {
+        ctx: crate::ChangeCtx,
+        access: bulwark_core::AlertAccess,
+        id: Uuid,
+        req: ChangeRequest,
+    },
+    Comment {
+        ctx: crate::ChangeCtx,
+        access: bulwark_core::AlertAccess,
+        id: Uuid,
+        body: String,
+    },
+}
+
+/// What an [`AlertWrite`] did.
+#[derive(Debug, Clone)]
+pub enum AlertWritten {
+    /// `false` when the change changed nothing.
+    Changed(bool),
+    Commented(Comment),
+}
+
 /// What a bulk request does to each alert.
 #[derive(Debug, Clone)]
 pub enum BulkAction {
@@ -367,6 +394,61 @@ macro_rules! impl_alert_triage {
                     Ok(out)
                 }
 
+                /// A change to one alert inside the caller's transaction.
+                async fn update_in(
+                    tx: &mut Tx,
+                    ctx: &ChangeCtx,
+                    access: &AlertAccess,
+                    vis: &Visibility,
+                    id: Uuid,
+                    req: &ChangeRequest,
+                ) -> StoreResult<bool> {
+                    let row = Self::one_row(tx, access, vis, id).await?;
+                    let now = bulwark_core::time::now();
+                    let mut out = Self::change_rows(tx, ctx, std::slice::from_ref(&row), req, vis, now).await?;
+                    match out.pop() {
+                        Some((_, r)) => r,
+                        None => Ok(false),
+                    }
+                }
+
+                /// A comment on one alert inside the caller's transaction.
+                #[allow(clippy::too_many_arguments)]
+                async fn comment_in(
+                    tx: &mut Tx,
+                    ctx: &ChangeCtx,
+                    access: &AlertAccess,
+                    vis: &Visibility,
+                    id: Uuid,
+                    body: &str,
+                    mentions: &[Uuid],
+                ) -> StoreResult<Comment> {
+                    let row = Self::one_row(tx, access, vis, id).await?;
+                    let now = bulwark_core::time::now();
+                    let comment_id = Uuid::now_v7();
+                    let comment: Comment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO comments (id, tenant_id, alert_id, author_kind, author_id, author_name, body, \
+                         mentions, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COMMENT_COLUMNS}"
+                    )))
+                    .bind(comment_id)
+                    .bind(row.tenant_id)
+                    .bind(id)
+                    .bind(ctx.actor_kind)
+                    .bind(ctx.actor_id.clone())
+                    .bind(ctx.actor_name.clone())
+                    .bind(body)
+                    .bind(sqlx::types::Json(mentions))
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let acts = [(row.tenant_id, id, "comment", None, Some(comment_id.to_string()))];
+                    Self::insert_activities(tx, ctx, &acts, now).await?;
+                    let rec = $crate::audit::record(ctx, EventType::CommentAdded, "alert", Some(id.to_string()), None,
+                        Some(json!({"comment_id": comment_id.to_string(), "mentions": mentions.len() as i64})))?;
+                    Self::append_audit(tx, TenantId(row.tenant_id), rec).await?;
+                    Ok(comment)
+                }
+
                 async fn one_row(tx: &mut Tx, access: &AlertAccess, vis: &Visibility, id: Uuid) -> StoreResult<TriageRow> {
                     Self::triage_rows(tx, access, vis, &[id]).await?.pop().ok_or(StoreError::NotFound)
                 }
@@ -383,15 +465,53 @@ macro_rules! impl_alert_triage {
                 ) -> StoreResult<bool> {
                     let vis = self.alert_visibility(access).await?;
                     let mut tx = self.begin_write().await?;
-                    let row = Self::one_row(&mut tx, access, &vis, id).await?;
-                    let now = bulwark_core::time::now();
-                    let mut out = Self::change_rows(&mut tx, ctx, std::slice::from_ref(&row), req, &vis, now).await?;
-                    let changed = match out.pop() {
-                        Some((_, r)) => r?,
-                        None => false,
-                    };
+                    let changed = Self::update_in(&mut tx, ctx, access, &vis, id, req).await?;
                     tx.commit().await?;
                     Ok(changed)
+                }
+
+                async fn alert_writes(
+                    &self,
+                    writes: &[$crate::alert_triage::AlertWrite],
+                ) -> StoreResult<Vec<StoreResult<$crate::alert_triage::AlertWritten>>> {
+                    use $crate::alert_triage::{AlertWrite, AlertWritten};
+                    let mut views = Vec::with_capacity(writes.len());
+                    for w in writes {
+                        let access = match w {
+                            AlertWrite::Change { access, .. } | AlertWrite::Comment { access, .. } => access,
+                        };
+                        views.push(self.alert_visibility(access).await);
+                    }
+                    let mut tx = self.begin_write().await?;
+                    let mut out = Vec::with_capacity(writes.len());
+                    for (w, vis) in writes.iter().zip(views) {
+                        let vis = match vis {
+                            Ok(v) => v,
+                            Err(e) => {
+                                out.push(Err(e));
+                                continue;
+                            }
+                        };
+                        // Each write in a savepoint: a refused one leaves the others intact.
+                        sqlx::query("SAVEPOINT alert_write").execute(&mut *tx).await?;
+                        let done = match w {
+                            AlertWrite::Change { ctx, access, id, req } => {
+                                Self::update_in(&mut tx, ctx, access, &vis, *id, req).await.map(AlertWritten::Changed)
+                            }
+                            AlertWrite::Comment { ctx, access, id, body } => {
+                                Self::comment_in(&mut tx, ctx, access, &vis, *id, body, &[])
+                                    .await
+                                    .map(AlertWritten::Commented)
+                            }
+                        };
+                        if done.is_err() {
+                            sqlx::query("ROLLBACK TO SAVEPOINT alert_write").execute(&mut *tx).await?;
+                        }
+                        sqlx::query("RELEASE SAVEPOINT alert_write").execute(&mut *tx).await?;
+                        out.push(done);
+                    }
+                    tx.commit().await?;
+                    Ok(out)
                 }
 
                 async fn bulk_alerts(
@@ -469,29 +589,7 @@ macro_rules! impl_alert_triage {
                 ) -> StoreResult<Comment> {
                     let vis = self.alert_visibility(access).await?;
                     let mut tx = self.begin_write().await?;
-                    let row = Self::one_row(&mut tx, access, &vis, id).await?;
-                    let now = bulwark_core::time::now();
-                    let comment_id = Uuid::now_v7();
-                    let comment: Comment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO comments (id, tenant_id, alert_id, author_kind, author_id, author_name, body, \
-                         mentions, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COMMENT_COLUMNS}"
-                    )))
-                    .bind(comment_id)
-                    .bind(row.tenant_id)
-                    .bind(id)
-                    .bind(ctx.actor_kind)
-                    .bind(ctx.actor_id.clone())
-                    .bind(ctx.actor_name.clone())
-                    .bind(body)
-                    .bind(sqlx::types::Json(mentions))
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let acts = [(row.tenant_id, id, "comment", None, Some(comment_id.to_string()))];
-                    Self::insert_activities(&mut tx, ctx, &acts, now).await?;
-                    let rec = $crate::audit::record(ctx, EventType::CommentAdded, "alert", Some(id.to_string()), None,
-                        Some(json!({"comment_id": comment_id.to_string(), "mentions": mentions.len() as i64})))?;
-                    Self::append_audit(&mut tx, TenantId(row.tenant_id), rec).await?;
+                    let comment = Self::comment_in(&mut tx, ctx, access, &vis, id, body, mentions).await?;
                     tx.commit().await?;
                     Ok(comment)
                 }

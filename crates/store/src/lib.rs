@@ -321,6 +321,12 @@ pub trait AlertTriageStore {
         id: uuid::Uuid,
         req: &alert_triage::ChangeRequest,
     ) -> StoreResult<bool>;
+    /// Playbook actions' writes in one transaction, each in a savepoint: a result per write (in
+    /// order); `Err` only when the transaction itself failed (then nothing was written).
+    async fn alert_writes(
+        &self,
+        writes: &[alert_triage::AlertWrite],
+    ) -> StoreResult<Vec<StoreResult<alert_triage::AlertWritten>>>;
     /// One transaction for the whole request, a result per alert (in request order).
     async fn bulk_alerts(
         &self,
