@@ -1006,7 +1006,16 @@ macro_rules! impl_automation {
                     if !Self::save_in(&mut tx, run_id, worker, &p, false).await? {
                         return Err(StoreError::State("this worker no longer holds the run (lease lost or run cancelled)".into()));
                     }
+                    let notified = if p.status == "failed" {
+                        let events = Self::run_failed_events(&mut tx, &[(run_id, p.error.clone())]).await?;
+                        Self::queue_notifications(&mut tx, &events).await?
+                    } else {
+                        false
+                    };
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(())
                 }
 
@@ -1101,6 +1110,18 @@ macro_rules! impl_automation {
                         });
                         qb.build().execute(&mut *tx).await?;
                     }
+                    // Runs that failed in this batch notify (in this transaction).
+                    let failed: Vec<(Uuid, Option<String>)> = rows
+                        .iter()
+                        .filter(|s| s.progress.status == "failed")
+                        .map(|s| (s.run_id, s.progress.error.clone()))
+                        .collect();
+                    let notified = if failed.is_empty() {
+                        false
+                    } else {
+                        let events = Self::run_failed_events(&mut tx, &failed).await?;
+                        Self::queue_notifications(&mut tx, &events).await?
+                    };
                     for chunk in done.chunks(500) {
                         let mut qb = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE locked_by = ");
                         qb.push_bind(worker.to_string()).push(" AND run_id IN (");
@@ -1112,6 +1133,9 @@ macro_rules! impl_automation {
                         qb.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(saves.iter().map(|s| held.contains_key(&s.run_id)).collect())
                 }
 
@@ -1228,15 +1252,20 @@ macro_rules! impl_automation {
                                     .bind("dead").bind(now).bind(attempts).bind(Some(error.clone())).bind(now).bind(job)
                                     .execute(&mut *tx).await?;
                                 if let Some(run) = run_id {
-                                    sqlx::query(
+                                    let why = format!("dead-lettered after {attempts} attempts: {error}");
+                                    let failed = sqlx::query(
                                         "UPDATE playbook_runs SET status = 'failed', error = $1, finished_at = $2, updated_at = $2 \
                                          WHERE id = $3 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
                                     )
-                                    .bind(format!("dead-lettered after {attempts} attempts: {error}"))
+                                    .bind(why.clone())
                                     .bind(now)
                                     .bind(run)
                                     .execute(&mut *tx)
                                     .await?;
+                                    if failed.rows_affected() == 1 {
+                                        let events = Self::run_failed_events(&mut tx, &[(run, Some(why))]).await?;
+                                        Self::queue_notifications(&mut tx, &events).await?;
+                                    }
                                 }
                             } else {
                                 sqlx::query(requeue)
@@ -1304,7 +1333,21 @@ macro_rules! impl_automation {
                                 Some(json!({"run_id": a.run_id, "step": a.step_ref, "playbook": a.playbook_name, "message": a.message})),
                             )?;
                             Self::append_audit(&mut tx, a.tenant_id, rec).await?;
+                            let approval_id = row.id_value();
+                            let notified = Self::queue_notifications(&mut tx, &[$crate::notifications::NotifyEvent {
+                                tenant_id: a.tenant_id,
+                                event: "approval.requested",
+                                severity: None,
+                                subject_id: Some(approval_id.to_string()),
+                                context: json!({"approval": {"id": approval_id, "run_id": a.run_id, "step": a.step_ref,
+                                    "playbook_name": a.playbook_name, "message": a.message, "alert_id": a.alert_id,
+                                    "incident_id": a.incident_id, "approvers_required": a.approvers_required,
+                                    "roles": a.roles, "expires_at": a.expires_at}}),
+                            }]).await?;
                             tx.commit().await?;
+                            if notified {
+                                self.jobs_ready.notify_one();
+                            }
                             Ok(row.into_record(Vec::new()))
                         }
                         Err(e) if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) => {
