@@ -1157,6 +1157,7 @@ macro_rules! impl_automation {
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                    let mut lapsed = Vec::new();
                     for (_, run) in dead.iter() {
                         if let Some(run) = run {
                             sqlx::query(
@@ -1167,7 +1168,12 @@ macro_rules! impl_automation {
                             .bind(*run)
                             .execute(&mut *tx)
                             .await?;
+                            lapsed.push((*run, Some("dead-lettered: the lease lapsed on every attempt".to_string())));
                         }
+                    }
+                    if !lapsed.is_empty() {
+                        let events = Self::run_failed_events(&mut tx, &lapsed).await?;
+                        Self::queue_notifications(&mut tx, &events).await?;
                     }
                     let mut qb = QueryBuilder::<$db>::new("UPDATE jobs SET locked_by = ");
                     qb.push_bind(worker.to_string());

@@ -49,3 +49,5 @@ CREATE INDEX notification_deliveries_tenant ON notification_deliveries (tenant_i
 CREATE INDEX notification_deliveries_status ON notification_deliveries (tenant_id, status, id);
 CREATE UNIQUE INDEX notification_deliveries_dedup ON notification_deliveries (rule_id, dedup_key)
     WHERE dedup_key IS NOT NULL;
+-- `/metrics` counts failed deliveries across tenants.
+CREATE INDEX notification_deliveries_failed ON notification_deliveries (status) WHERE status = 'failed';
