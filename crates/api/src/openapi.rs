@@ -4,7 +4,8 @@
 use crate::error::Problem;
 use crate::routes::{
     alert_triage, alerts, api_keys, approvals, audit, auth, dashboard, incident_templates,
-    incidents, ingest, integrations, notifications, observables, ops, playbooks, runs, tenants, webhooks,
+    incidents, ingest, integrations, notifications, observables, ops, playbooks, runs, tenants,
+    webhooks,
 };
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};

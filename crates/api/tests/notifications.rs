@@ -157,15 +157,32 @@ async fn a_high_severity_alert_is_sent_to_the_channel_rendered() {
 
     let (key, _) = app.key(&["webhooks:ingest"], acme).await;
     let path = "/api/v1/webhooks/alerts/wazuh";
-    let low = post_raw(&app, path, &key, "application/json", wazuh("a-low", 3, "lab-01")).await;
+    let low = post_raw(
+        &app,
+        path,
+        &key,
+        "application/json",
+        wazuh("a-low", 3, "lab-01"),
+    )
+    .await;
     assert_eq!(low.status, StatusCode::CREATED, "{}", low.body);
     assert_ne!(low.body["severity"], "critical");
-    let high = post_raw(&app, path, &key, "application/json", wazuh("a-high", 12, "web-01")).await;
+    let high = post_raw(
+        &app,
+        path,
+        &key,
+        "application/json",
+        wazuh("a-high", 12, "web-01"),
+    )
+    .await;
     assert_eq!(high.status, StatusCode::CREATED, "{}", high.body);
     assert_eq!(high.body["severity"], "critical");
     let alert_id = high.body["alert_id"].as_str().expect("id").to_string();
 
-    assert!(wait_until(15, async || fake.count() >= 1).await, "the channel got nothing");
+    assert!(
+        wait_until(15, async || fake.count() >= 1).await,
+        "the channel got nothing"
+    );
     // Give a wrongly queued low-severity delivery the time to arrive too.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bodies = fake.bodies();
@@ -233,7 +250,11 @@ async fn a_failing_channel_is_retried_then_shown_as_failed_without_secrets() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     // The default templates are used.
-    assert!(r.body["title"].as_str().is_some_and(|t| t.contains("alert.title")));
+    assert!(
+        r.body["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("alert.title"))
+    );
     let _worker = start_worker(&app);
     let (key, _) = app.key(&["webhooks:ingest"], acme).await;
     let posted = post_raw(
@@ -247,15 +268,21 @@ async fn a_failing_channel_is_retried_then_shown_as_failed_without_secrets() {
     assert_eq!(posted.status, StatusCode::CREATED, "{}", posted.body);
 
     let failed = async || {
-        app.admin(Method::GET, "/api/v1/notifications/deliveries?status=failed")
-            .await
-            .body["items"]
+        app.admin(
+            Method::GET,
+            "/api/v1/notifications/deliveries?status=failed",
+        )
+        .await
+        .body["items"]
             .as_array()
             .is_some_and(|a| !a.is_empty())
     };
     assert!(wait_until(60, failed).await, "the delivery never failed");
     let d = app
-        .admin(Method::GET, "/api/v1/notifications/deliveries?status=failed")
+        .admin(
+            Method::GET,
+            "/api/v1/notifications/deliveries?status=failed",
+        )
         .await;
     let item = &d.body["items"][0];
     assert_eq!(item["status"], "failed");
@@ -269,7 +296,11 @@ async fn a_failing_channel_is_retried_then_shown_as_failed_without_secrets() {
     // Retried: each attempt reached the fake (3 calls each) until the circuit opened.
     assert!(fake.count() >= 2, "{}", fake.count());
     // The rendered message is kept although it was never delivered.
-    assert!(item["message"].as_str().is_some_and(|m| m.contains("db-01")));
+    assert!(
+        item["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("db-01"))
+    );
 
     // Visible on /metrics and in the audit trail.
     let m = app.call(Method::GET, "/metrics", None, None).await;
@@ -283,7 +314,10 @@ async fn a_failing_channel_is_retried_then_shown_as_failed_without_secrets() {
     let audit = app
         .admin(
             Method::GET,
-            &format!("/api/v1/audit/events?event_type=action.notification.failed&tenant_id={}", acme.0),
+            &format!(
+                "/api/v1/audit/events?event_type=action.notification.failed&tenant_id={}",
+                acme.0
+            ),
         )
         .await;
     assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
@@ -336,7 +370,12 @@ async fn viewers_cannot_manage_rules_and_tenants_see_only_their_own() {
     // A viewer reads rules but cannot create, change, test or delete them, nor see deliveries.
     let (_, viewer) = app.user("vera", Role::Viewer, acme).await;
     let list = app
-        .call(Method::GET, "/api/v1/notifications/rules", Some(&viewer), None)
+        .call(
+            Method::GET,
+            "/api/v1/notifications/rules",
+            Some(&viewer),
+            None,
+        )
         .await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
@@ -349,8 +388,14 @@ async fn viewers_cannot_manage_rules_and_tenants_see_only_their_own() {
     assert_problem(&denied, StatusCode::FORBIDDEN);
     for (method, path) in [
         (Method::PATCH, format!("/api/v1/notifications/rules/{rule}")),
-        (Method::DELETE, format!("/api/v1/notifications/rules/{rule}")),
-        (Method::POST, format!("/api/v1/notifications/rules/{rule}/test")),
+        (
+            Method::DELETE,
+            format!("/api/v1/notifications/rules/{rule}"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/notifications/rules/{rule}/test"),
+        ),
         (Method::GET, "/api/v1/notifications/deliveries".to_string()),
     ] {
         let body = body_for(&method);
@@ -369,14 +414,25 @@ async fn viewers_cannot_manage_rules_and_tenants_see_only_their_own() {
     // The other tenant's admin sees nothing of acme's and cannot use acme's channel.
     let (_, other_admin) = app.user("olga", Role::Admin, other).await;
     let list = app
-        .call(Method::GET, "/api/v1/notifications/rules", Some(&other_admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/notifications/rules",
+            Some(&other_admin),
+            None,
+        )
         .await;
     assert_eq!(list.body["items"], json!([]));
     for (method, path) in [
         (Method::GET, format!("/api/v1/notifications/rules/{rule}")),
         (Method::PATCH, format!("/api/v1/notifications/rules/{rule}")),
-        (Method::DELETE, format!("/api/v1/notifications/rules/{rule}")),
-        (Method::POST, format!("/api/v1/notifications/rules/{rule}/test")),
+        (
+            Method::DELETE,
+            format!("/api/v1/notifications/rules/{rule}"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/notifications/rules/{rule}/test"),
+        ),
     ] {
         let body = body_for(&method);
         let r = app.call(method, &path, Some(&other_admin), body).await;
@@ -410,20 +466,37 @@ async fn viewers_cannot_manage_rules_and_tenants_see_only_their_own() {
         .await;
     assert_eq!(inc.status, StatusCode::CREATED, "{}", inc.body);
     let mine = app
-        .admin(Method::GET, &format!("/api/v1/notifications/deliveries?tenant_id={}", acme.0))
+        .admin(
+            Method::GET,
+            &format!("/api/v1/notifications/deliveries?tenant_id={}", acme.0),
+        )
         .await;
     let items = mine.body["items"].as_array().expect("items").clone();
     assert_eq!(items.len(), 1, "{}", mine.body);
     assert_eq!(items[0]["event"], "incident.created");
-    assert_eq!(items[0]["context"]["incident"]["title"], "Ransomware on file server");
+    assert_eq!(
+        items[0]["context"]["incident"]["title"],
+        "Ransomware on file server"
+    );
     let delivery = items[0]["id"].as_str().expect("id").to_string();
     let theirs = app
-        .call(Method::GET, "/api/v1/notifications/deliveries", Some(&other_admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/notifications/deliveries",
+            Some(&other_admin),
+            None,
+        )
         .await;
     assert_eq!(theirs.body["items"], json!([]), "{}", theirs.body);
     for (method, path) in [
-        (Method::GET, format!("/api/v1/notifications/deliveries/{delivery}")),
-        (Method::POST, format!("/api/v1/notifications/deliveries/{delivery}/retry")),
+        (
+            Method::GET,
+            format!("/api/v1/notifications/deliveries/{delivery}"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/notifications/deliveries/{delivery}/retry"),
+        ),
     ] {
         let r = app.call(method, &path, Some(&other_admin), None).await;
         assert_problem(&r, StatusCode::NOT_FOUND);
@@ -458,16 +531,34 @@ async fn invalid_rules_are_rejected_naming_the_field() {
         (ok(json!({"event": "alert.exploded"})), "event"),
         (ok(json!({"template": "{{ alert.title "})), "template"),
         (ok(json!({"template": "{% for x in %}"})), "template"),
-        (ok(json!({"title": "{{ alert.title | no_such_filter }}"})), "title"),
-        (ok(json!({"template": "{% include 'secrets.txt' %}"})), "template"),
+        (
+            ok(json!({"title": "{{ alert.title | no_such_filter }}"})),
+            "title",
+        ),
+        (
+            ok(json!({"template": "{% include 'secrets.txt' %}"})),
+            "template",
+        ),
         (ok(json!({"min_severity": "apocalyptic"})), "min_severity"),
-        (ok(json!({"event": "run.failed", "min_severity": "high"})), "min_severity"),
+        (
+            ok(json!({"event": "run.failed", "min_severity": "high"})),
+            "min_severity",
+        ),
         (ok(json!({"event": "sla.breach_soon"})), "sla_minutes"),
-        (ok(json!({"event": "sla.breach_soon", "sla_minutes": 0})), "sla_minutes"),
-        (ok(json!({"event": "sla.breach_soon", "sla_minutes": 60, "warn_minutes": 90})), "warn_minutes"),
+        (
+            ok(json!({"event": "sla.breach_soon", "sla_minutes": 0})),
+            "sla_minutes",
+        ),
+        (
+            ok(json!({"event": "sla.breach_soon", "sla_minutes": 60, "warn_minutes": 90})),
+            "warn_minutes",
+        ),
         (ok(json!({"sla_minutes": 60})), "sla_minutes"),
         (ok(json!({"integration_id": vt})), "integration_id"),
-        (ok(json!({"integration_id": uuid::Uuid::now_v7()})), "integration_id"),
+        (
+            ok(json!({"integration_id": uuid::Uuid::now_v7()})),
+            "integration_id",
+        ),
         (ok(json!({"name": "  "})), "name"),
     ] {
         let r = create_rule(&app, &app.admin_token, body.clone()).await;
@@ -490,7 +581,12 @@ async fn invalid_rules_are_rejected_naming_the_field() {
     assert_eq!(r.body["field"], "status");
 
     // A valid rule, then a PATCH with a broken template names the field and changes nothing.
-    let r = create_rule(&app, &app.admin_token, ok(json!({"name": "good", "min_severity": "high"}))).await;
+    let r = create_rule(
+        &app,
+        &app.admin_token,
+        ok(json!({"name": "good", "min_severity": "high"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.body["id"].as_str().expect("id");
     let p = app

@@ -128,14 +128,16 @@ pub async fn attempt(
             message: message.unwrap_or_default(),
         },
         Err(e) => {
-            let retry_at = (e.retryable && number < d.max_attempts.min(DELIVERY_ATTEMPTS)).then(|| {
-                let wait = rt
-                    .settings
-                    .notify_backoff
-                    .saturating_mul(2u32.saturating_pow(u32::try_from(number - 1).unwrap_or(0)))
-                    .min(MAX_BACKOFF);
-                Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
-            });
+            let retry_at =
+                (e.retryable && number < d.max_attempts.min(DELIVERY_ATTEMPTS)).then(|| {
+                    let wait = rt
+                        .settings
+                        .notify_backoff
+                        .saturating_mul(2u32.saturating_pow(u32::try_from(number - 1).unwrap_or(0)))
+                        .min(MAX_BACKOFF);
+                    Utc::now()
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+                });
             tracing::info!(delivery = %d.id, attempt = number, retry = retry_at.is_some(), error = %e.message,
                 "notification delivery failed");
             AttemptOutcome::Failed {

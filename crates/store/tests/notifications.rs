@@ -127,20 +127,49 @@ async fn rules_are_scoped_to_their_tenant_and_need_its_channel() {
         .create_notification_rule(&ctx(), &only_a, rule(a, ch_b, "r2", "alert.created"))
         .await;
     assert!(
-        matches!(err, Err(StoreError::Invalid { field: "integration_id", .. })),
+        matches!(
+            err,
+            Err(StoreError::Invalid {
+                field: "integration_id",
+                ..
+            })
+        ),
         "{err:?}"
     );
     let err = s
         .create_notification_rule(&ctx(), &only_b, rule(a, ch_a, "r3", "alert.created"))
         .await;
-    assert!(matches!(err, Err(StoreError::Invalid { field: "tenant_id", .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Err(StoreError::Invalid {
+                field: "tenant_id",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
     let err = s
         .create_notification_rule(&ctx(), &only_a, rule(a, ch_a, "r1", "alert.created"))
         .await;
-    assert!(matches!(err, Err(StoreError::Conflict { field: "name" })), "{err:?}");
+    assert!(
+        matches!(err, Err(StoreError::Conflict { field: "name" })),
+        "{err:?}"
+    );
 
-    assert_eq!(s.list_notification_rules(&only_a, None).await.expect("list").len(), 1);
-    assert!(s.list_notification_rules(&only_b, None).await.expect("list").is_empty());
+    assert_eq!(
+        s.list_notification_rules(&only_a, None)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    assert!(
+        s.list_notification_rules(&only_b, None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert!(matches!(
         s.get_notification_rule(&only_b, r.id).await,
         Err(StoreError::NotFound)
@@ -160,11 +189,19 @@ async fn rules_are_scoped_to_their_tenant_and_need_its_channel() {
         .update_notification_rule(&ctx(), &only_a, w)
         .await
         .expect("update");
-    assert_eq!((u.name.as_str(), u.event.as_str(), u.enabled), ("renamed", "incident.created", false));
+    assert_eq!(
+        (u.name.as_str(), u.event.as_str(), u.enabled),
+        ("renamed", "incident.created", false)
+    );
     s.delete_notification_rule(&ctx(), &only_a, r.id)
         .await
         .expect("delete");
-    assert!(s.list_notification_rules(&only_a, None).await.expect("list").is_empty());
+    assert!(
+        s.list_notification_rules(&only_a, None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -203,13 +240,21 @@ async fn new_alerts_queue_deliveries_and_jobs_in_the_ingest_transaction() {
     assert_eq!(d.tenant_id, a);
     assert_eq!(d.event, "alert.created");
     assert_eq!(d.status, "queued");
-    assert_eq!(d.subject_id.as_deref(), Some(out[0].alert_id.to_string().as_str()));
+    assert_eq!(
+        d.subject_id.as_deref(),
+        Some(out[0].alert_id.to_string().as_str())
+    );
     assert_eq!(d.context["alert"]["title"], "alert c1");
     assert_eq!(d.context["alert"]["id"], json!(out[0].alert_id));
     assert_eq!(d.context["rule"]["name"], "high");
     // Its job is there, naming it.
     let jobs = s
-        .claim_jobs("w", &["notification"], 10, std::time::Duration::from_secs(60))
+        .claim_jobs(
+            "w",
+            &["notification"],
+            10,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .expect("claim");
     assert_eq!(jobs.len(), 1);
@@ -223,7 +268,8 @@ async fn new_alerts_queue_deliveries_and_jobs_in_the_ingest_transaction() {
     // Tenant b sees none of it.
     assert!(deliveries(s, &Scope::Tenants(vec![b])).await.is_empty());
     assert!(matches!(
-        s.get_notification_delivery(&Scope::Tenants(vec![b]), d.id).await,
+        s.get_notification_delivery(&Scope::Tenants(vec![b]), d.id)
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -263,8 +309,14 @@ async fn incidents_notify_on_create_and_change_and_sla_warnings_come_once() {
         severity: Some(severity.into()),
         ..Default::default()
     };
-    let hot = s.create_incident(&who, new("hot", "critical")).await.expect("incident");
-    let mild = s.create_incident(&who, new("mild", "low")).await.expect("incident");
+    let hot = s
+        .create_incident(&who, new("hot", "critical"))
+        .await
+        .expect("incident");
+    let mild = s
+        .create_incident(&who, new("mild", "low"))
+        .await
+        .expect("incident");
     s.update_incident(
         &who,
         hot.incident.id,
@@ -280,8 +332,14 @@ async fn incidents_notify_on_create_and_change_and_sla_warnings_come_once() {
         .await
         .expect("update");
     let ds = deliveries(s, &Scope::AllTenants).await;
-    let created: Vec<_> = ds.iter().filter(|d| d.event == "incident.created").collect();
-    let updated: Vec<_> = ds.iter().filter(|d| d.event == "incident.updated").collect();
+    let created: Vec<_> = ds
+        .iter()
+        .filter(|d| d.event == "incident.created")
+        .collect();
+    let updated: Vec<_> = ds
+        .iter()
+        .filter(|d| d.event == "incident.updated")
+        .collect();
     assert_eq!(created.len(), 2);
     assert_eq!(updated.len(), 1);
     assert_eq!(updated[0].context["incident"]["title"], "hotter");
@@ -302,7 +360,11 @@ async fn incidents_notify_on_create_and_change_and_sla_warnings_come_once() {
     assert_eq!(warn.len(), 1);
     assert_eq!(warn[0].subject_id, Some(hot.incident.id.to_string()));
     assert_eq!(warn[0].context["sla"]["breached"], false);
-    assert!(warn[0].context["sla"]["minutes_left"].as_i64().is_some_and(|m| m <= 15));
+    assert!(
+        warn[0].context["sla"]["minutes_left"]
+            .as_i64()
+            .is_some_and(|m| m <= 15)
+    );
 }
 
 #[tokio::test]
@@ -312,7 +374,11 @@ async fn attempts_are_recorded_and_a_failed_delivery_can_be_retried() {
     let a = tenant(s, "a").await;
     let ch = channel(s, a, "hook").await;
     let r = s
-        .create_notification_rule(&ctx(), &Scope::AllTenants, rule(a, ch, "r", "alert.created"))
+        .create_notification_rule(
+            &ctx(),
+            &Scope::AllTenants,
+            rule(a, ch, "r", "alert.created"),
+        )
         .await
         .expect("rule");
     s.ingest(&[incoming(a, wazuh("x", 12))], chrono::Duration::hours(24))
@@ -372,11 +438,17 @@ async fn attempts_are_recorded_and_a_failed_delivery_can_be_retried() {
         .expect("retry");
     assert_eq!((again.status.as_str(), again.attempts), ("queued", 0));
     assert!(matches!(
-        s.retry_delivery(&ctx(), &Scope::Tenants(vec![a]), d.id).await,
+        s.retry_delivery(&ctx(), &Scope::Tenants(vec![a]), d.id)
+            .await,
         Err(StoreError::State(_))
     ));
     let jobs = s
-        .claim_jobs("w", &["notification"], 10, std::time::Duration::from_secs(60))
+        .claim_jobs(
+            "w",
+            &["notification"],
+            10,
+            std::time::Duration::from_secs(60),
+        )
         .await
         .expect("claim");
     assert_eq!(jobs.len(), 2, "the first job and the retry's");
@@ -406,5 +478,8 @@ async fn attempts_are_recorded_and_a_failed_delivery_can_be_retried() {
         .expect("delete");
     let left = deliveries(s, &Scope::AllTenants).await;
     assert_eq!(left.len(), 2);
-    assert!(left.iter().all(|d| d.rule_id.is_none() && d.rule_name == "r"));
+    assert!(
+        left.iter()
+            .all(|d| d.rule_id.is_none() && d.rule_name == "r")
+    );
 }

@@ -212,15 +212,17 @@ async fn check_rule(
                     format!("1 to {MAX_SLA_MINUTES}"),
                 ));
             }
-            None => return Err(ApiError::field("sla_minutes", "required for sla.breach_soon")),
+            None => {
+                return Err(ApiError::field(
+                    "sla_minutes",
+                    "required for sla.breach_soon",
+                ));
+            }
         }
         if let (Some(warn), Some(sla)) = (w.warn_minutes, w.sla_minutes)
             && !(0..=sla).contains(&warn)
         {
-            return Err(ApiError::field(
-                "warn_minutes",
-                "0 to sla_minutes",
-            ));
+            return Err(ApiError::field("warn_minutes", "0 to sla_minutes"));
         }
     } else {
         if w.sla_minutes.is_some() {
