@@ -1148,17 +1148,22 @@ macro_rules! impl_automation {
                     // Jobs whose lease lapsed once too often (a worker dies on them every time)
                     // go to the dead-letter state, and their runs fail, instead of being
                     // claimed again.
-                    let dead: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                    let dead: Vec<(Uuid, Option<Uuid>, String, Json<Value>)> = sqlx::query_as(
                         "UPDATE jobs SET status = 'dead', locked_by = NULL, locked_until = NULL, updated_at = $1, \
                          last_error = COALESCE(last_error, 'the lease lapsed on every attempt (the worker died or hung)') \
                          WHERE status = 'queued' AND locked_until IS NOT NULL AND locked_until < $1 AND attempts >= max_attempts \
-                         RETURNING id, run_id",
+                         RETURNING id, run_id, kind, payload",
                     )
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                    for (_, _, kind, payload) in dead.iter() {
+                        if kind == JOB_NOTIFICATION {
+                            Self::abandon_delivery(&mut tx, &payload.0, "the delivery job was dead-lettered: its lease lapsed on every attempt").await?;
+                        }
+                    }
                     let mut lapsed = Vec::new();
-                    for (_, run) in dead.iter() {
+                    for (_, run, _, _) in dead.iter() {
                         if let Some(run) = run {
                             sqlx::query(
                                 "UPDATE playbook_runs SET status = 'failed', error = 'dead-lettered: the lease lapsed on every attempt', \
@@ -1220,15 +1225,15 @@ macro_rules! impl_automation {
                 async fn release_job(&self, job: Uuid, worker: &str, release: JobRelease) -> StoreResult<bool> {
                     let now = bulwark_core::time::now();
                     let mut tx = self.begin_write().await?;
-                    let held: Option<(i32, i32, Option<Uuid>)> = sqlx::query_as(concat!(
-                        "SELECT attempts, max_attempts, run_id FROM jobs WHERE id = $1 AND locked_by = $2",
+                    let held: Option<(i32, i32, Option<Uuid>, String, Json<Value>)> = sqlx::query_as(concat!(
+                        "SELECT attempts, max_attempts, run_id, kind, payload FROM jobs WHERE id = $1 AND locked_by = $2",
                         $for_update
                     ))
                     .bind(job)
                     .bind(worker)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((attempts, max_attempts, run_id)) = held else {
+                    let Some((attempts, max_attempts, run_id, kind, payload)) = held else {
                         return Ok(false);
                     };
                     let requeue = "UPDATE jobs SET status = $1, run_at = $2, locked_by = NULL, locked_until = NULL, \
@@ -1257,6 +1262,10 @@ macro_rules! impl_automation {
                                 sqlx::query(requeue)
                                     .bind("dead").bind(now).bind(attempts).bind(Some(error.clone())).bind(now).bind(job)
                                     .execute(&mut *tx).await?;
+                                if kind == JOB_NOTIFICATION {
+                                    let why = format!("the delivery job was dead-lettered after {attempts} attempts: {error}");
+                                    Self::abandon_delivery(&mut tx, &payload.0, &why).await?;
+                                }
                                 if let Some(run) = run_id {
                                     let why = format!("dead-lettered after {attempts} attempts: {error}");
                                     let failed = sqlx::query(

@@ -426,6 +426,32 @@ macro_rules! impl_notifications {
                     Ok(())
                 }
 
+                /// A delivery whose job was dead-lettered (the worker died on it every time, or
+                /// the store kept failing) is `failed`, visibly and audited, not left queued.
+                pub(crate) async fn abandon_delivery(tx: &mut Tx, payload: &serde_json::Value, why: &str) -> StoreResult<()> {
+                    let Some(id) = payload.get("delivery").and_then(|v| v.as_str()).and_then(|s| s.parse::<Uuid>().ok()) else {
+                        return Ok(());
+                    };
+                    let now = bulwark_core::time::now();
+                    let row: Option<(Uuid, String, String)> = sqlx::query_as(
+                        "UPDATE notification_deliveries SET status = 'failed', last_error = $1, next_attempt_at = NULL, updated_at = $2 \
+                         WHERE id = $3 AND status IN ('queued', 'retrying') RETURNING tenant_id, rule_name, event",
+                    )
+                    .bind(why)
+                    .bind(now)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some((tenant, rule, event)) = row {
+                        let rec = $crate::audit::record(
+                            &ChangeCtx::system("notifications"), EventType::NotificationFailed, "notification_delivery",
+                            Some(id.to_string()), None, Some(json!({"rule": rule, "event": event, "error": why})),
+                        )?;
+                        Self::append_audit(tx, TenantId(tenant), rec).await?;
+                    }
+                    Ok(())
+                }
+
                 /// Events for runs that just failed: `(run id, error)`.
                 pub(crate) async fn run_failed_events(tx: &mut Tx, runs: &[(Uuid, Option<String>)]) -> StoreResult<Vec<NotifyEvent>> {
                     let mut out = Vec::new();

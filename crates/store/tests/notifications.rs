@@ -483,3 +483,48 @@ async fn attempts_are_recorded_and_a_failed_delivery_can_be_retried() {
             .all(|d| d.rule_id.is_none() && d.rule_name == "r")
     );
 }
+
+#[tokio::test]
+async fn a_dead_lettered_delivery_job_leaves_a_failed_delivery_not_a_silent_one() {
+    let db = fresh().await;
+    let s = &db.store;
+    let a = tenant(s, "a").await;
+    let ch = channel(s, a, "hook").await;
+    s.create_notification_rule(&ctx(), &Scope::AllTenants, rule(a, ch, "r", "alert.created"))
+        .await
+        .expect("rule");
+    s.ingest(&[incoming(a, wazuh("x", 12))], chrono::Duration::hours(24))
+        .await
+        .expect("ingest");
+    // The handler itself keeps failing (say the database answers errors) until the job dies.
+    let mut rounds = 0;
+    loop {
+        let jobs = s
+            .claim_jobs("w", &["notification"], 1, std::time::Duration::from_secs(60))
+            .await
+            .expect("claim");
+        let Some(job) = jobs.into_iter().next() else {
+            break;
+        };
+        rounds += 1;
+        assert!(rounds <= 100, "the job never died");
+        s.release_job(
+            job.id,
+            "w",
+            bulwark_store::automation::JobRelease::Failed {
+                error: "store unavailable".into(),
+                retry_at: bulwark_core::time::now() - chrono::Duration::seconds(1),
+            },
+        )
+        .await
+        .expect("release");
+    }
+    let d = deliveries(s, &Scope::AllTenants).await.remove(0);
+    assert_eq!(d.status, "failed");
+    assert!(
+        d.last_error.as_deref().is_some_and(|e| e.contains("dead-lettered") && e.contains("store unavailable")),
+        "{:?}",
+        d.last_error
+    );
+    assert_eq!(s.failed_delivery_count().await.expect("count"), 1);
+}
