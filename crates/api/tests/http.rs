@@ -334,7 +334,12 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         let token = platform.clone();
         async move {
             let r = app
-                .call(Method::POST, "/api/v1/notifications/rules", Some(&token), Some(body))
+                .call(
+                    Method::POST,
+                    "/api/v1/notifications/rules",
+                    Some(&token),
+                    Some(body),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
             r.body["id"].as_str().expect("id").to_string()
@@ -348,7 +353,11 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         async move {
             let d = app
                 .store
-                .create_test_delivery(&Scope::AllTenants, rule.parse().expect("uuid"), json!({"note": "b-secret-user"}))
+                .create_test_delivery(
+                    &Scope::AllTenants,
+                    rule.parse().expect("uuid"),
+                    json!({"note": "b-secret-user"}),
+                )
                 .await
                 .expect("delivery");
             if failed {

@@ -490,9 +490,13 @@ async fn a_dead_lettered_delivery_job_leaves_a_failed_delivery_not_a_silent_one(
     let s = &db.store;
     let a = tenant(s, "a").await;
     let ch = channel(s, a, "hook").await;
-    s.create_notification_rule(&ctx(), &Scope::AllTenants, rule(a, ch, "r", "alert.created"))
-        .await
-        .expect("rule");
+    s.create_notification_rule(
+        &ctx(),
+        &Scope::AllTenants,
+        rule(a, ch, "r", "alert.created"),
+    )
+    .await
+    .expect("rule");
     s.ingest(&[incoming(a, wazuh("x", 12))], chrono::Duration::hours(24))
         .await
         .expect("ingest");
@@ -500,7 +504,12 @@ async fn a_dead_lettered_delivery_job_leaves_a_failed_delivery_not_a_silent_one(
     let mut rounds = 0;
     loop {
         let jobs = s
-            .claim_jobs("w", &["notification"], 1, std::time::Duration::from_secs(60))
+            .claim_jobs(
+                "w",
+                &["notification"],
+                1,
+                std::time::Duration::from_secs(60),
+            )
             .await
             .expect("claim");
         let Some(job) = jobs.into_iter().next() else {
@@ -522,7 +531,9 @@ async fn a_dead_lettered_delivery_job_leaves_a_failed_delivery_not_a_silent_one(
     let d = deliveries(s, &Scope::AllTenants).await.remove(0);
     assert_eq!(d.status, "failed");
     assert!(
-        d.last_error.as_deref().is_some_and(|e| e.contains("dead-lettered") && e.contains("store unavailable")),
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("dead-lettered") && e.contains("store unavailable")),
         "{:?}",
         d.last_error
     );
