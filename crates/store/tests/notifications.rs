@@ -539,3 +539,133 @@ async fn a_dead_lettered_delivery_job_leaves_a_failed_delivery_not_a_silent_one(
     );
     assert_eq!(s.failed_delivery_count().await.expect("count"), 1);
 }
+
+#[tokio::test]
+async fn approvals_and_failed_runs_notify_in_their_transactions() {
+    use bulwark_store::automation::{NewApproval, NewRun, PlaybookWrite, RunProgress, RunSave};
+    let db = fresh().await;
+    let s = &db.store;
+    let a = tenant(s, "a").await;
+    let ch = channel(s, a, "hook").await;
+    for (name, event) in [("ap", "approval.requested"), ("rf", "run.failed")] {
+        s.create_notification_rule(&ctx(), &Scope::AllTenants, rule(a, ch, name, event))
+            .await
+            .expect("rule");
+    }
+    let pb = s
+        .create_playbook(
+            &ctx(),
+            &Scope::AllTenants,
+            a,
+            PlaybookWrite {
+                tenant_id: Some(a),
+                name: "contain".into(),
+                description: None,
+                enabled: true,
+                priority: 100,
+                spec: json!({"name": "contain", "triggers": [{"on": "manual"}], "actions": []}),
+                source: "name: contain".into(),
+                source_format: "yaml",
+                origin: "api",
+                file_path: None,
+            },
+        )
+        .await
+        .expect("playbook");
+    let run = |n: i64| NewRun {
+        tenant_id: a,
+        playbook_id: pb.id,
+        playbook_name: "contain".into(),
+        playbook_version: 1,
+        trigger: "manual".into(),
+        alert_id: None,
+        incident_id: None,
+        input: json!({"n": n}),
+        requested_by: None,
+        priority: 100,
+    };
+    let runs = s
+        .create_runs(&[run(1), run(2), run(3)])
+        .await
+        .expect("runs");
+    let ap = s
+        .request_approval(NewApproval {
+            tenant_id: a,
+            run_id: runs[0],
+            step_ref: "isolate".into(),
+            item_index: None,
+            playbook_name: "contain".into(),
+            message: "Isolate ws-1?".into(),
+            alert_id: None,
+            incident_id: None,
+            approvers_required: 1,
+            roles: vec![],
+            on_timeout: "fail".into(),
+            expires_at: bulwark_core::time::now() + chrono::Duration::hours(1),
+        })
+        .await
+        .expect("approval");
+    let failed = |error: &str| RunProgress {
+        status: "failed".into(),
+        state: json!({}),
+        context: None,
+        outputs: None,
+        error: Some(error.into()),
+        step: None,
+    };
+    // One run fails through save_run, one through a batch of saves (with a succeeding one).
+    let jobs = s
+        .claim_jobs(
+            "w",
+            &["playbook_run"],
+            10,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 3);
+    s.save_run(runs[1], "w", failed("edr down"))
+        .await
+        .expect("save");
+    s.save_runs(
+        "w",
+        &[
+            RunSave {
+                run_id: runs[2],
+                progress: failed("bad input"),
+                done: true,
+            },
+            RunSave {
+                run_id: runs[0],
+                progress: RunProgress {
+                    status: "running".into(),
+                    ..failed("")
+                },
+                done: false,
+            },
+        ],
+    )
+    .await
+    .expect("save batch");
+    let ds = deliveries(s, &Scope::AllTenants).await;
+    let approvals: Vec<_> = ds
+        .iter()
+        .filter(|d| d.event == "approval.requested")
+        .collect();
+    assert_eq!(approvals.len(), 1);
+    assert_eq!(approvals[0].subject_id, Some(ap.id.to_string()));
+    assert_eq!(approvals[0].context["approval"]["message"], "Isolate ws-1?");
+    let mut errors: Vec<String> = ds
+        .iter()
+        .filter(|d| d.event == "run.failed")
+        .map(|d| {
+            assert_eq!(d.context["run"]["playbook_name"], "contain");
+            d.context["run"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    errors.sort();
+    assert_eq!(errors, ["bad input", "edr down"]);
+}
