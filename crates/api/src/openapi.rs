@@ -4,7 +4,8 @@
 use crate::error::Problem;
 use crate::routes::{
     alert_triage, alerts, api_keys, approvals, audit, auth, dashboard, incident_templates,
-    incidents, ingest, integrations, observables, ops, playbooks, runs, tenants, webhooks,
+    incidents, ingest, integrations, notifications, observables, ops, playbooks, runs, tenants,
+    webhooks,
 };
 use bulwark_core::model::{Analyst, ApiKey, Tenant};
 use bulwark_core::{ApiKeyScope, Role};
@@ -68,6 +69,9 @@ impl Modify for Security {
         approvals::list, approvals::get, approvals::approve, approvals::reject,
         integrations::types, integrations::list, integrations::create, integrations::get,
         integrations::update, integrations::delete, integrations::health, integrations::execute,
+        notifications::list_rules, notifications::create_rule, notifications::get_rule,
+        notifications::update_rule, notifications::delete_rule, notifications::test_rule,
+        notifications::list_deliveries, notifications::get_delivery, notifications::retry_delivery,
     ),
     components(schemas(Problem, Analyst, ApiKey, Tenant, Role, ApiKeyScope, bulwark_core::model::RateLimit)),
     modifiers(&Security),

@@ -327,6 +327,59 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
     let a_int_del = integration(a, "a-hook-del", a_admin.clone()).await;
     let b_int = integration(b, "b-secret-user", platform.clone()).await;
 
+    // Notification rules (on a's and b's channels) and deliveries (a failed one of a's to retry).
+    let rule = |tenant: TenantId, name: &str, channel: String| {
+        let body = json!({"name": name, "event": "incident.created", "integration_id": channel, "tenant_id": tenant});
+        let app = &app;
+        let token = platform.clone();
+        async move {
+            let r = app
+                .call(
+                    Method::POST,
+                    "/api/v1/notifications/rules",
+                    Some(&token),
+                    Some(body),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let a_rule = rule(a, "a-rule", a_int.clone()).await;
+    let a_rule_del = rule(a, "a-rule-del", a_int.clone()).await;
+    let b_rule = rule(b, "b-secret-user", b_int.clone()).await;
+    let delivery = |rule: String, failed: bool| {
+        let app = &app;
+        async move {
+            let d = app
+                .store
+                .create_test_delivery(
+                    &Scope::AllTenants,
+                    rule.parse().expect("uuid"),
+                    json!({"note": "b-secret-user"}),
+                )
+                .await
+                .expect("delivery");
+            if failed {
+                app.store
+                    .record_delivery_attempt(
+                        d.id,
+                        &bulwark_store::notifications::AttemptOutcome::Failed {
+                            title: None,
+                            message: None,
+                            error: "HTTP 500".into(),
+                            retry_at: None,
+                        },
+                    )
+                    .await
+                    .expect("attempt");
+            }
+            d.id.to_string()
+        }
+    };
+    let a_delivery = delivery(a_rule.clone(), true).await;
+    let b_delivery = delivery(b_rule.clone(), true).await;
+
     // Every path parameter of a route, for the victim (tenant B) or the caller's own tenant.
     let fixtures = |method: &Method,
                     path: &str,
@@ -416,6 +469,14 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             "/api/v1/integrations/{id}" | "/api/v1/integrations/{id}/health" => {
                 id(pick(&b_int, &a_int))
             }
+            "/api/v1/notifications/rules/{id}" if *method == Method::DELETE => {
+                id(pick(&b_rule, &a_rule_del))
+            }
+            "/api/v1/notifications/rules/{id}" | "/api/v1/notifications/rules/{id}/test" => {
+                id(pick(&b_rule, &a_rule))
+            }
+            "/api/v1/notifications/deliveries/{id}"
+            | "/api/v1/notifications/deliveries/{id}/retry" => id(pick(&b_delivery, &a_delivery)),
             _ => None,
         }
     };
@@ -467,6 +528,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
             ("PUT", "/api/v1/playbooks/{id}") => Some(playbook_spec("a-pb")),
             (_, "/api/v1/playbooks/{id}/run") => Some(json!({})),
             ("PATCH", "/api/v1/integrations/{id}") => Some(json!({"enabled": false})),
+            ("PATCH", "/api/v1/notifications/rules/{id}") => Some(json!({"enabled": false})),
             _ => None,
         };
         let url = fill(path, victim);
@@ -491,7 +553,7 @@ async fn another_tenants_records_answer_404_on_every_route_with_an_id() {
         );
         covered += 1;
     }
-    assert_eq!(covered, 55);
+    assert_eq!(covered, 61);
     // Nothing of tenant B's incident changed.
     // Nothing of tenant B's automation or integrations changed.
     let b_int_after = app

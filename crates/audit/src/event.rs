@@ -154,6 +154,8 @@ event_types! {
         IntegrationCalled = "integration.called",
         /// A notification was sent.
         NotificationSent = "notification.sent",
+        /// A notification could not be delivered after its last attempt.
+        NotificationFailed = "notification.failed",
         /// A rejected payload from the dead-letter list was ingested again.
         DeadLetterReplayed = "dead_letter.replayed",
         /// A rejected payload was deleted from the dead-letter list.

@@ -302,6 +302,7 @@ impl Integrations {
         let settings = OutboundSettings {
             allow: allow.iter().map(|s| (*s).to_owned()).collect(),
             backoff: Duration::from_millis(20),
+            notify_backoff: Duration::from_millis(100),
             ..OutboundSettings::default()
         };
         // The built-in definitions are covered by tests; this cannot fail in a test build.

@@ -40,6 +40,9 @@ pub struct OutboundSettings {
     pub breaker_cooldown: Duration,
     /// Largest response body read.
     pub body_limit: usize,
+    /// The first wait before a failed notification delivery is tried again (doubling per
+    /// attempt).
+    pub notify_backoff: Duration,
 }
 
 impl Default for OutboundSettings {
@@ -51,6 +54,7 @@ impl Default for OutboundSettings {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
             body_limit: 1024 * 1024,
+            notify_backoff: Duration::from_secs(30),
         }
     }
 }

@@ -182,3 +182,133 @@ async fn sends_through_a_local_smtp_server() {
         .expect_err("refused");
     assert!(err.message.contains("refused"), "{err:?}");
 }
+
+/// A notification rule on the e-mail channel: an incident opened in the store queues a
+/// delivery in its transaction; the job handler renders it and the SMTP server receives it.
+#[tokio::test]
+async fn an_incident_notification_arrives_by_e_mail() {
+    use bulwark_core::{AlertAccess, Scope};
+    use bulwark_store::incidents::{Acting, NewIncident};
+    use bulwark_store::integrations::IntegrationWrite;
+    use bulwark_store::notifications::RuleWrite;
+    use bulwark_store::{ChangeCtx, NewTenant};
+
+    let (port, got) = smtp_server().await;
+    let rt = Arc::new(Integrations::for_tests(&["127.0.0.1"]));
+    let db = bulwark_store::testing::fresh().await;
+    let store = db.store.clone();
+    let ctx = ChangeCtx::system("test");
+    let t = store
+        .create_tenant(
+            &ctx,
+            NewTenant {
+                slug: "acme".into(),
+                name: "Acme".into(),
+            },
+        )
+        .await
+        .expect("tenant")
+        .id;
+    let rec = record(&rt, port, "smtp-pass");
+    store
+        .create_integration(
+            &ctx,
+            &Scope::AllTenants,
+            IntegrationWrite {
+                id: rec.id,
+                tenant_id: t,
+                type_name: "email".into(),
+                name: "mail".into(),
+                description: None,
+                config: rec.config.clone(),
+                secrets: rec.secrets.clone(),
+                secret_fields: vec!["password".into()],
+                enabled: true,
+                is_default: true,
+                enrichment: false,
+            },
+        )
+        .await
+        .expect("integration");
+    store
+        .create_notification_rule(
+            &ctx,
+            &Scope::AllTenants,
+            RuleWrite {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: t,
+                name: "incidents by mail".into(),
+                event: "incident.created".into(),
+                min_severity: Some("high".into()),
+                sla_minutes: None,
+                warn_minutes: None,
+                integration_id: rec.id,
+                title: "Incident #{{ incident.number }}: {{ incident.title }}".into(),
+                template: "Severity {{ incident.severity }}, opened by {{ incident.created_by }}"
+                    .into(),
+                enabled: true,
+            },
+        )
+        .await
+        .expect("rule");
+    let access = AlertAccess {
+        scope: Scope::AllTenants,
+        bypass_tags: true,
+        subjects: vec![],
+    };
+    let who = Acting {
+        ctx: &ctx,
+        access: &access,
+        platform_tenant: t,
+    };
+    for (title, severity) in [
+        ("Ransomware on fs-01", "critical"),
+        ("Phish reported", "low"),
+    ] {
+        store
+            .create_incident(
+                &who,
+                NewIncident {
+                    tenant_id: t,
+                    title: Some(title.into()),
+                    severity: Some(severity.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("incident");
+    }
+    let jobs = store
+        .claim_jobs("w", &["notification"], 10, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(jobs.len(), 1, "only the critical incident notifies");
+    let outcome = bulwark_integrations::notify::process(&store, &rt, &jobs[0]).await;
+    assert_eq!(outcome, bulwark_integrations::JobOutcome::Done);
+    let msgs = got.lock().expect("lock").clone();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].0, vec!["<oncall@example.org>".to_string()]);
+    assert!(
+        msgs[0]
+            .1
+            .contains("Subject: Incident #1: Ransomware on fs-01")
+            && msgs[0].1.contains("Severity critical, opened by test"),
+        "{}",
+        msgs[0].1
+    );
+    let d = store
+        .list_notification_deliveries(
+            &Scope::AllTenants,
+            &bulwark_store::notifications::DeliveryFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("deliveries");
+    assert_eq!(d[0].status, "sent");
+    assert_eq!(
+        d[0].title.as_deref(),
+        Some("Incident #1: Ransomware on fs-01")
+    );
+}

@@ -1006,7 +1006,16 @@ macro_rules! impl_automation {
                     if !Self::save_in(&mut tx, run_id, worker, &p, false).await? {
                         return Err(StoreError::State("this worker no longer holds the run (lease lost or run cancelled)".into()));
                     }
+                    let notified = if p.status == "failed" {
+                        let events = Self::run_failed_events(&mut tx, &[(run_id, p.error.clone())]).await?;
+                        Self::queue_notifications(&mut tx, &events).await?
+                    } else {
+                        false
+                    };
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(())
                 }
 
@@ -1101,6 +1110,18 @@ macro_rules! impl_automation {
                         });
                         qb.build().execute(&mut *tx).await?;
                     }
+                    // Runs that failed in this batch notify (in this transaction).
+                    let failed: Vec<(Uuid, Option<String>)> = rows
+                        .iter()
+                        .filter(|s| s.progress.status == "failed")
+                        .map(|s| (s.run_id, s.progress.error.clone()))
+                        .collect();
+                    let notified = if failed.is_empty() {
+                        false
+                    } else {
+                        let events = Self::run_failed_events(&mut tx, &failed).await?;
+                        Self::queue_notifications(&mut tx, &events).await?
+                    };
                     for chunk in done.chunks(500) {
                         let mut qb = QueryBuilder::<$db>::new("DELETE FROM jobs WHERE locked_by = ");
                         qb.push_bind(worker.to_string()).push(" AND run_id IN (");
@@ -1112,6 +1133,9 @@ macro_rules! impl_automation {
                         qb.build().execute(&mut *tx).await?;
                     }
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(saves.iter().map(|s| held.contains_key(&s.run_id)).collect())
                 }
 
@@ -1124,16 +1148,22 @@ macro_rules! impl_automation {
                     // Jobs whose lease lapsed once too often (a worker dies on them every time)
                     // go to the dead-letter state, and their runs fail, instead of being
                     // claimed again.
-                    let dead: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                    let dead: Vec<(Uuid, Option<Uuid>, String, Json<Value>)> = sqlx::query_as(
                         "UPDATE jobs SET status = 'dead', locked_by = NULL, locked_until = NULL, updated_at = $1, \
                          last_error = COALESCE(last_error, 'the lease lapsed on every attempt (the worker died or hung)') \
                          WHERE status = 'queued' AND locked_until IS NOT NULL AND locked_until < $1 AND attempts >= max_attempts \
-                         RETURNING id, run_id",
+                         RETURNING id, run_id, kind, payload",
                     )
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
-                    for (_, run) in dead.iter() {
+                    for (_, _, kind, payload) in dead.iter() {
+                        if kind == JOB_NOTIFICATION {
+                            Self::abandon_delivery(&mut tx, &payload.0, "the delivery job was dead-lettered: its lease lapsed on every attempt").await?;
+                        }
+                    }
+                    let mut lapsed = Vec::new();
+                    for (_, run, _, _) in dead.iter() {
                         if let Some(run) = run {
                             sqlx::query(
                                 "UPDATE playbook_runs SET status = 'failed', error = 'dead-lettered: the lease lapsed on every attempt', \
@@ -1143,7 +1173,12 @@ macro_rules! impl_automation {
                             .bind(*run)
                             .execute(&mut *tx)
                             .await?;
+                            lapsed.push((*run, Some("dead-lettered: the lease lapsed on every attempt".to_string())));
                         }
+                    }
+                    if !lapsed.is_empty() {
+                        let events = Self::run_failed_events(&mut tx, &lapsed).await?;
+                        Self::queue_notifications(&mut tx, &events).await?;
                     }
                     let mut qb = QueryBuilder::<$db>::new("UPDATE jobs SET locked_by = ");
                     qb.push_bind(worker.to_string());
@@ -1190,15 +1225,15 @@ macro_rules! impl_automation {
                 async fn release_job(&self, job: Uuid, worker: &str, release: JobRelease) -> StoreResult<bool> {
                     let now = bulwark_core::time::now();
                     let mut tx = self.begin_write().await?;
-                    let held: Option<(i32, i32, Option<Uuid>)> = sqlx::query_as(concat!(
-                        "SELECT attempts, max_attempts, run_id FROM jobs WHERE id = $1 AND locked_by = $2",
+                    let held: Option<(i32, i32, Option<Uuid>, String, Json<Value>)> = sqlx::query_as(concat!(
+                        "SELECT attempts, max_attempts, run_id, kind, payload FROM jobs WHERE id = $1 AND locked_by = $2",
                         $for_update
                     ))
                     .bind(job)
                     .bind(worker)
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((attempts, max_attempts, run_id)) = held else {
+                    let Some((attempts, max_attempts, run_id, kind, payload)) = held else {
                         return Ok(false);
                     };
                     let requeue = "UPDATE jobs SET status = $1, run_at = $2, locked_by = NULL, locked_until = NULL, \
@@ -1227,16 +1262,25 @@ macro_rules! impl_automation {
                                 sqlx::query(requeue)
                                     .bind("dead").bind(now).bind(attempts).bind(Some(error.clone())).bind(now).bind(job)
                                     .execute(&mut *tx).await?;
+                                if kind == JOB_NOTIFICATION {
+                                    let why = format!("the delivery job was dead-lettered after {attempts} attempts: {error}");
+                                    Self::abandon_delivery(&mut tx, &payload.0, &why).await?;
+                                }
                                 if let Some(run) = run_id {
-                                    sqlx::query(
+                                    let why = format!("dead-lettered after {attempts} attempts: {error}");
+                                    let failed = sqlx::query(
                                         "UPDATE playbook_runs SET status = 'failed', error = $1, finished_at = $2, updated_at = $2 \
                                          WHERE id = $3 AND status NOT IN ('succeeded', 'failed', 'cancelled')",
                                     )
-                                    .bind(format!("dead-lettered after {attempts} attempts: {error}"))
+                                    .bind(why.clone())
                                     .bind(now)
                                     .bind(run)
                                     .execute(&mut *tx)
                                     .await?;
+                                    if failed.rows_affected() == 1 {
+                                        let events = Self::run_failed_events(&mut tx, &[(run, Some(why))]).await?;
+                                        Self::queue_notifications(&mut tx, &events).await?;
+                                    }
                                 }
                             } else {
                                 sqlx::query(requeue)
@@ -1304,7 +1348,21 @@ macro_rules! impl_automation {
                                 Some(json!({"run_id": a.run_id, "step": a.step_ref, "playbook": a.playbook_name, "message": a.message})),
                             )?;
                             Self::append_audit(&mut tx, a.tenant_id, rec).await?;
+                            let approval_id = row.id_value();
+                            let notified = Self::queue_notifications(&mut tx, &[$crate::notifications::NotifyEvent {
+                                tenant_id: a.tenant_id,
+                                event: "approval.requested",
+                                severity: None,
+                                subject_id: Some(approval_id.to_string()),
+                                context: json!({"approval": {"id": approval_id, "run_id": a.run_id, "step": a.step_ref,
+                                    "playbook_name": a.playbook_name, "message": a.message, "alert_id": a.alert_id,
+                                    "incident_id": a.incident_id, "approvers_required": a.approvers_required,
+                                    "roles": a.roles, "expires_at": a.expires_at}}),
+                            }]).await?;
                             tx.commit().await?;
+                            if notified {
+                                self.jobs_ready.notify_one();
+                            }
                             Ok(row.into_record(Vec::new()))
                         }
                         Err(e) if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) => {

@@ -1117,7 +1117,19 @@ macro_rules! impl_incidents {
                                     "tasks": task_count, "alert_ids": alert_ids.iter().map(|a| a.to_string()).collect::<Vec<_>>()})),
                     )
                     .await?;
+                    let notified = Self::queue_notifications(&mut tx, &[$crate::notifications::NotifyEvent {
+                        tenant_id: tenant,
+                        event: "incident.created",
+                        severity: Some(severity.clone()),
+                        subject_id: Some(id.to_string()),
+                        context: json!({"incident": {"id": id, "number": number, "title": title, "severity": severity,
+                            "status": "open", "description": description, "tags": tags, "assignee_id": new.assignee_id,
+                            "alert_ids": alert_ids, "created_at": now, "created_by": ctx.actor_name}}),
+                    }]).await?;
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     Ok(id)
                 }
 
@@ -1340,6 +1352,7 @@ macro_rules! impl_incidents {
                     let mut after = serde_json::Map::new();
                     let mut status = from;
                     let mut closed_at = cur.closed_at;
+                    let mut notified = false;
                     if let Some(to) = patch.status {
                         lifecycle::check(from, to).map_err(|e| invalid(e.field(), e.to_string()))?;
                         if to != from {
@@ -1405,9 +1418,22 @@ macro_rules! impl_incidents {
                         } else {
                             EventType::IncidentUpdated
                         };
+                        let changes = json!({"before": before.clone(), "after": after.clone()});
                         Self::audit(&mut tx, ctx, tenant, event, ("incident", id), Some(Value::Object(before)), Some(Value::Object(after))).await?;
+                        notified = Self::queue_notifications(&mut tx, &[$crate::notifications::NotifyEvent {
+                            tenant_id: tenant,
+                            event: "incident.updated",
+                            severity: Some(severity.clone()),
+                            subject_id: Some(id.to_string()),
+                            context: json!({"incident": {"id": id, "number": cur.number, "title": title, "severity": severity,
+                                "status": status.as_str(), "assignee_id": assignee, "tags": tags, "created_at": cur.created_at},
+                                "changes": changes, "changed_by": ctx.actor_name}),
+                        }]).await?;
                     }
                     tx.commit().await?;
+                    if notified {
+                        self.jobs_ready.notify_one();
+                    }
                     self.get_incident(who.access, id).await
                 }
 

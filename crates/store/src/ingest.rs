@@ -520,6 +520,41 @@ macro_rules! impl_ingest {
                         Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
                         true
                     };
+                    // Notifications of new alerts (see `notifications`), in this transaction:
+                    // one read of the batch's tenants' enabled `alert.created` rules; an
+                    // alert's context is built only when a rule wants it.
+                    let queued = {
+                        let mut tenants: Vec<TenantId> = new.iter().map(|(a, _)| a.tenant_id).collect();
+                        tenants.sort();
+                        tenants.dedup();
+                        let rules = Self::notification_rules_for(&mut tx, "alert.created", &tenants).await?;
+                        let mut any = false;
+                        for (a, o) in new.iter().filter(|_| !rules.is_empty()) {
+                            let wanted: Vec<_> = rules
+                                .iter()
+                                .filter(|r| r.tenant_id == a.tenant_id
+                                    && $crate::notifications::severity_passes(r.min_severity.as_deref(), Some(a.alert.severity.as_str())))
+                                .collect();
+                            if wanted.is_empty() {
+                                continue;
+                            }
+                            let mut view = $crate::ingest::trigger_view(a.tenant_id, &a.alert, a.received_at);
+                            if let Some(m) = view.as_object_mut() {
+                                m.insert("id".into(), serde_json::json!(o.alert_id));
+                            }
+                            let e = $crate::notifications::NotifyEvent {
+                                tenant_id: a.tenant_id,
+                                event: "alert.created",
+                                severity: Some(a.alert.severity.as_str().to_string()),
+                                subject_id: Some(o.alert_id.to_string()),
+                                context: serde_json::json!({"alert": view}),
+                            };
+                            for r in wanted {
+                                any |= Self::insert_delivery(&mut tx, r, &e, None, false).await?.is_some();
+                            }
+                        }
+                        queued || any
+                    };
                     let mut links: Vec<(Uuid, Uuid)> = Vec::new();
                     for (a, o) in &new {
                         for ind in &a.alert.indicators {

@@ -20,6 +20,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod ingest_ops;
 pub mod integrations;
+pub mod notifications;
 pub mod observables;
 mod postgres;
 mod scope_sql;
@@ -827,6 +828,90 @@ pub trait IntegrationStore {
     ) -> StoreResult<uuid::Uuid>;
 }
 
+/// Notification rules and deliveries (see `notifications`).
+#[async_trait]
+pub trait NotificationStore {
+    async fn list_notification_rules(
+        &self,
+        scope: &Scope,
+        tenant: Option<TenantId>,
+    ) -> StoreResult<Vec<notifications::NotificationRule>>;
+    async fn get_notification_rule(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<notifications::NotificationRule>;
+    /// `Conflict { field: "name" }` when the tenant has a rule of that name; `Invalid {
+    /// field: "integration_id" }` when the channel is not an instance of the tenant. Audited.
+    async fn create_notification_rule(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        rule: notifications::RuleWrite,
+    ) -> StoreResult<notifications::NotificationRule>;
+    /// Replaces the rule `rule.id` (the caller merged the patch). Audited.
+    async fn update_notification_rule(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        rule: notifications::RuleWrite,
+    ) -> StoreResult<notifications::NotificationRule>;
+    /// Deletes a rule; its deliveries stay. Audited.
+    async fn delete_notification_rule(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<()>;
+    /// A rule, unscoped (for the worker, acting for the delivery's tenant).
+    async fn notification_rule_of(
+        &self,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<notifications::NotificationRule>>;
+    /// Newest first.
+    async fn list_notification_deliveries(
+        &self,
+        scope: &Scope,
+        filter: &notifications::DeliveryFilter,
+    ) -> StoreResult<Vec<notifications::Delivery>>;
+    async fn get_notification_delivery(
+        &self,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<notifications::Delivery>;
+    /// A delivery, unscoped (for the worker).
+    async fn delivery_for_worker(
+        &self,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<notifications::Delivery>>;
+    /// Records one attempt (the rendered text, the outcome); a final outcome is audited
+    /// (`notification.sent` / `notification.failed`).
+    async fn record_delivery_attempt(
+        &self,
+        id: uuid::Uuid,
+        outcome: &notifications::AttemptOutcome,
+    ) -> StoreResult<notifications::Delivery>;
+    /// A test delivery of a rule (one attempt, no job: the caller sends it at once).
+    async fn create_test_delivery(
+        &self,
+        scope: &Scope,
+        rule_id: uuid::Uuid,
+        context: serde_json::Value,
+    ) -> StoreResult<notifications::Delivery>;
+    /// Queues a failed delivery again with fresh attempts; `State` unless it failed. Audited.
+    async fn retry_delivery(
+        &self,
+        ctx: &ChangeCtx,
+        scope: &Scope,
+        id: uuid::Uuid,
+    ) -> StoreResult<notifications::Delivery>;
+    /// The scanner's SLA pass: one delivery per (rule, open incident) whose warning point
+    /// passed. Idempotent. Returns how many were queued.
+    async fn queue_sla_notifications(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Deliveries in the `failed` state, all tenants (for `/metrics`).
+    async fn failed_delivery_count(&self) -> StoreResult<i64>;
+}
+
 /// Automatic enrichment: per-tenant settings, the lookup cache and the merged reputation (see
 /// `enrichment`).
 #[async_trait]
@@ -1023,6 +1108,7 @@ pub trait Database:
     + SessionStore
     + IntegrationStore
     + EnrichmentStore
+    + NotificationStore
     + Health
     + Send
     + Sync
@@ -1046,6 +1132,7 @@ impl<T> Database for T where
         + SessionStore
         + IntegrationStore
         + EnrichmentStore
+        + NotificationStore
         + Health
         + Send
         + Sync

@@ -143,6 +143,7 @@ crate::automation::impl_automation!(
 );
 crate::sessions::impl_sessions!(PgStore);
 crate::integrations::impl_integrations!(PgStore, sqlx::Postgres);
+crate::notifications::impl_notifications!(PgStore, sqlx::Postgres);
 crate::enrichment::impl_enrichment!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::dashboard::impl_dashboard!(PgStore, sqlx::Postgres);
 crate::incidents::impl_incidents!(

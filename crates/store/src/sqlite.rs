@@ -106,6 +106,7 @@ crate::observables::impl_observables!(SqliteStore, sqlx::Sqlite, "");
 crate::automation::impl_automation!(SqliteStore, sqlx::Sqlite, "", "");
 crate::sessions::impl_sessions!(SqliteStore);
 crate::integrations::impl_integrations!(SqliteStore, sqlx::Sqlite);
+crate::notifications::impl_notifications!(SqliteStore, sqlx::Sqlite);
 crate::enrichment::impl_enrichment!(SqliteStore, sqlx::Sqlite, "");
 crate::dashboard::impl_dashboard!(SqliteStore, sqlx::Sqlite);
 crate::incidents::impl_incidents!(

@@ -14,6 +14,7 @@ pub mod incident_templates;
 pub mod incidents;
 pub mod ingest;
 pub mod integrations;
+pub mod notifications;
 pub mod observables;
 pub mod ops;
 pub mod playbooks;
@@ -577,6 +578,60 @@ pub fn routes() -> Vec<Route> {
             "/api/v1/actions/execute",
             Perm(P::PlaybooksExecute),
             post(integrations::execute),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/notifications/rules",
+            Perm(P::IntegrationsRead),
+            get(notifications::list_rules),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/notifications/rules",
+            Perm(P::IntegrationsManage),
+            post(notifications::create_rule),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/notifications/rules/{id}",
+            Perm(P::IntegrationsRead),
+            get(notifications::get_rule),
+        ),
+        r(
+            Method::PATCH,
+            "/api/v1/notifications/rules/{id}",
+            Perm(P::IntegrationsManage),
+            patch(notifications::update_rule),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/notifications/rules/{id}",
+            Perm(P::IntegrationsManage),
+            delete(notifications::delete_rule),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/notifications/rules/{id}/test",
+            Perm(P::IntegrationsManage),
+            post(notifications::test_rule),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/notifications/deliveries",
+            Perm(P::IntegrationsManage),
+            get(notifications::list_deliveries),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/notifications/deliveries/{id}",
+            Perm(P::IntegrationsManage),
+            get(notifications::get_delivery),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/notifications/deliveries/{id}/retry",
+            Perm(P::IntegrationsManage),
+            post(notifications::retry_delivery),
         ),
     ]
 }

@@ -39,10 +39,24 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Healt
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let body = state
+    let mut body = state
         .metrics
         .as_ref()
         .map(|h| h.render())
         .unwrap_or_default();
+    // Failed notification deliveries (all tenants): silent failures are what this is for.
+    match state.store.failed_delivery_count().await {
+        Ok(n) => {
+            if !body.is_empty() && !body.ends_with('\n') {
+                body.push('\n');
+            }
+            body.push_str(&format!(
+                "# HELP bulwark_notification_deliveries_failed Notification deliveries that failed after their last attempt.\n\
+                 # TYPE bulwark_notification_deliveries_failed gauge\n\
+                 bulwark_notification_deliveries_failed {n}\n"
+            ));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count failed notification deliveries"),
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
