@@ -221,6 +221,25 @@ struct LoadResult {
     p99_ms: f64,
 }
 
+impl LoadResult {
+    /// Rate and percentiles of the answered requests' latencies.
+    fn of(name: String, mut all: Vec<Duration>, errors: u64, elapsed: Duration) -> Self {
+        all.sort();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        LoadResult {
+            name,
+            requests: all.len() as u64,
+            errors,
+            rate: all.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(0.50),
+            p99_ms: pct(0.99),
+        }
+    }
+}
+
 /// Runs `concurrency` loops of `make` requests for `duration`, keep-alive connections.
 async fn load<F>(name: &str, concurrency: usize, duration: Duration, make: F) -> LoadResult
 where
@@ -260,20 +279,7 @@ where
             errors += e;
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    LoadResult {
-        name: name.to_string(),
-        requests: all.len() as u64,
-        errors,
-        rate: all.len() as f64 / secs,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    }
+    LoadResult::of(name.to_string(), all, errors, start.elapsed())
 }
 
 /// Open loop: one request every `1/rate` s for `duration`, whatever the answers take, each
@@ -322,20 +328,12 @@ where
             _ => errors += 1,
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    LoadResult {
-        name: format!("open loop at {rate}/s"),
-        requests: all.len() as u64,
+    LoadResult::of(
+        format!("open loop at {rate}/s"),
+        all,
         errors,
-        rate: all.len() as f64 / secs,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
-    }
+        start.elapsed(),
+    )
 }
 
 /// The same server's no-op endpoint: the denominator of every ratio a suite reports.

@@ -178,3 +178,18 @@ pub async fn disable_audit_triggers(url: &str) {
     };
     exec_raw(url, sql).await.expect("disable triggers");
 }
+
+/// A tenant created by the system actor (`slug` is also its name). Panics on failure: tests only.
+pub async fn tenant(store: &Store, slug: &str) -> bulwark_core::TenantId {
+    store
+        .create_tenant(
+            &crate::ChangeCtx::system("test"),
+            crate::NewTenant {
+                slug: slug.into(),
+                name: slug.into(),
+            },
+        )
+        .await
+        .expect("tenant")
+        .id
+}

@@ -5,26 +5,12 @@
 use bulwark_core::alert_change::AlertChange;
 use bulwark_core::{AlertAccess, Scope, TenantId};
 use bulwark_store::alert_triage::{AlertWrite, AlertWritten, ChangeRequest};
-use bulwark_store::testing::fresh;
-use bulwark_store::{ChangeCtx, NewTenant, Store, StoreError};
+use bulwark_store::testing::{fresh, tenant};
+use bulwark_store::{ChangeCtx, Store, StoreError};
 use uuid::Uuid;
 
 fn ctx() -> ChangeCtx {
     ChangeCtx::system("test")
-}
-
-async fn tenant(store: &Store, slug: &str) -> TenantId {
-    store
-        .create_tenant(
-            &ctx(),
-            NewTenant {
-                slug: slug.into(),
-                name: slug.into(),
-            },
-        )
-        .await
-        .expect("tenant")
-        .id
 }
 
 async fn alert(store: &Store, t: TenantId, sid: &str) -> Uuid {

@@ -8,27 +8,13 @@ use bulwark_store::incidents::{Acting, IncidentPatch, NewIncident};
 use bulwark_store::ingest::IncomingAlert;
 use bulwark_store::integrations::IntegrationWrite;
 use bulwark_store::notifications::{AttemptOutcome, DeliveryFilter, RuleWrite};
-use bulwark_store::testing::fresh;
-use bulwark_store::{ChangeCtx, NewTenant, Store, StoreError};
+use bulwark_store::testing::{fresh, tenant};
+use bulwark_store::{ChangeCtx, Store, StoreError};
 use serde_json::json;
 use uuid::Uuid;
 
 fn ctx() -> ChangeCtx {
     ChangeCtx::system("test")
-}
-
-async fn tenant(store: &Store, slug: &str) -> TenantId {
-    store
-        .create_tenant(
-            &ctx(),
-            NewTenant {
-                slug: slug.into(),
-                name: slug.into(),
-            },
-        )
-        .await
-        .expect("tenant")
-        .id
 }
 
 async fn channel(store: &Store, t: TenantId, name: &str) -> Uuid {
