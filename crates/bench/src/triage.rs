@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use bulwark_core::{AlertAccess, Scope, TenantId};
 use bulwark_store::alerts::AlertFilter;
 use bulwark_store::tag_access::{TagAccessConfig, TagRule, Untagged};
-use bulwark_store::{ChangeCtx, DashboardStore, NewTenant, Store};
+use bulwark_store::{ChangeCtx, NewTenant, Store};
 use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -962,11 +962,11 @@ mod rollup {
                 batch.push(incoming(t, Source::Generic, generic(n, severities[n % 5])));
             }
         }
-        batch.push(incoming(tenants[0], Source::Generic, generic(1, "info")));
+        batch.push(incoming(tenants[1], Source::Generic, generic(1, "info")));
         let out = s.ingest(&batch, DAY).await.expect("ingest");
         assert!(out[60].duplicate);
         let again: Vec<IncomingAlert> = (0..10)
-            .map(|n| incoming(tenants[n % 2], Source::Generic, generic(n * 3 + 1, "low")))
+            .map(|n| incoming(tenants[(n * 3 + 1) % 2], Source::Generic, generic(n * 3 + 1, "low")))
             .collect();
         let dup = s.ingest(&again, DAY).await.expect("ingest duplicates");
         assert!(dup.iter().all(|o| o.duplicate));
