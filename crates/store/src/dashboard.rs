@@ -280,7 +280,13 @@ impl Tally {
 
     pub(crate) fn add_rollup(&mut self, rows: Vec<RollupRow>) {
         for r in rows {
-            let sev = [r.sev_critical, r.sev_high, r.sev_medium, r.sev_low, r.sev_info];
+            let sev = [
+                r.sev_critical,
+                r.sev_high,
+                r.sev_medium,
+                r.sev_low,
+                r.sev_info,
+            ];
             let st = [
                 r.st_new,
                 r.st_triaged,
@@ -315,7 +321,13 @@ impl Tally {
             let Some(start) = r.b.checked_mul(unit).and_then(hour_start) else {
                 continue;
             };
-            let sev = [r.sev_critical, r.sev_high, r.sev_medium, r.sev_low, r.sev_info];
+            let sev = [
+                r.sev_critical,
+                r.sev_high,
+                r.sev_medium,
+                r.sev_low,
+                r.sev_info,
+            ];
             let point = self.series.entry(start).or_default();
             for (name, v) in SEVERITIES.iter().zip(sev) {
                 *point.entry(name.to_string()).or_default() += v;
@@ -343,7 +355,8 @@ pub(crate) fn assemble(q: &DashboardQuery, t: Tally) -> DashboardStats {
         }
         *by_status.entry(k).or_default() += v;
     }
-    let by_source: BTreeMap<String, i64> = t.by_source.into_iter().filter(|(_, n)| *n != 0).collect();
+    let by_source: BTreeMap<String, i64> =
+        t.by_source.into_iter().filter(|(_, n)| *n != 0).collect();
     let mut by_tenant: Vec<TenantCount> = t
         .by_tenant
         .into_iter()
@@ -727,7 +740,13 @@ mod tests {
         assert_eq!(split(a, b).hours, Some((h - 1, h + 1)));
         // Within one hour, or less than a whole hour: exact only.
         let (a, b) = (at("2026-01-01T10:10:00Z"), at("2026-01-01T11:50:00Z"));
-        assert_eq!(split(a, b), Split { hours: None, edges: vec![(a, b)] });
+        assert_eq!(
+            split(a, b),
+            Split {
+                hours: None,
+                edges: vec![(a, b)]
+            }
+        );
         // Before 1970 the hours floor too.
         assert_eq!(hour_index(at("1969-12-31T23:30:00Z")), -1);
     }
@@ -781,9 +800,27 @@ mod tests {
         let s = assemble(&q, tally);
         assert_eq!((s.total, s.open, s.closed), (3, 1, 2));
         assert_eq!(s.by_source["wazuh"], 3);
-        assert_eq!(s.by_tenant, vec![TenantCount { tenant_id: TenantId(t), count: 3 }]);
+        assert_eq!(
+            s.by_tenant,
+            vec![TenantCount {
+                tenant_id: TenantId(t),
+                count: 3
+            }]
+        );
         assert_eq!(s.series[0].count, 3);
-        assert_eq!(s.mtta, MeanTime { mean_seconds: Some(50.0), samples: 3 });
-        assert_eq!(s.mttr, MeanTime { mean_seconds: Some(30.0), samples: 1 });
+        assert_eq!(
+            s.mtta,
+            MeanTime {
+                mean_seconds: Some(50.0),
+                samples: 3
+            }
+        );
+        assert_eq!(
+            s.mttr,
+            MeanTime {
+                mean_seconds: Some(30.0),
+                samples: 1
+            }
+        );
     }
 }

@@ -711,10 +711,10 @@ mod rollup {
     use bulwark_core::AlertAccess;
     use bulwark_core::alert_change::AlertChange;
     use bulwark_core::triage::AlertStatus;
+    use bulwark_store::Backend;
     use bulwark_store::alert_triage::ChangeRequest;
     use bulwark_store::dashboard::{Bucket, DashboardQuery, DashboardStats};
     use bulwark_store::testing::{exec_raw, requested_backend};
-    use bulwark_store::Backend;
     use chrono::{DateTime, Duration, TimeZone, Utc};
     use sqlx::Connection;
     use std::collections::BTreeMap;
@@ -733,7 +733,9 @@ mod rollup {
     }
 
     fn base() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).single().expect("date")
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+            .single()
+            .expect("date")
     }
 
     fn id_lit(u: Uuid) -> String {
@@ -871,9 +873,17 @@ mod rollup {
         let want_points: Vec<_> = want.series.iter().map(|p| (p.start, p.count)).collect();
         assert_eq!(points, want_points, "{what}: series");
         for p in &got.series {
-            assert_eq!(p.by_severity.values().sum::<i64>(), p.count, "{what}: point {}", p.start);
+            assert_eq!(
+                p.by_severity.values().sum::<i64>(),
+                p.count,
+                "{what}: point {}",
+                p.start
+            );
         }
-        for (g, w, name) in [(&got.mtta, &want.mtta, "mtta"), (&got.mttr, &want.mttr, "mttr")] {
+        for (g, w, name) in [
+            (&got.mtta, &want.mtta, "mtta"),
+            (&got.mttr, &want.mttr, "mttr"),
+        ] {
             assert_eq!(g.samples, w.samples, "{what}: {name} samples");
             match (g.mean_seconds, w.mean_seconds) {
                 (None, None) => {}
@@ -891,12 +901,37 @@ mod rollup {
         for (name, since, until, bucket) in [
             ("aligned, 3 days, daily", b - h(24), b + h(48), Bucket::Day),
             ("aligned, 2 days, hourly", b, b + h(48), Bucket::Hour),
-            ("unaligned ends, hourly", b + m(30), b + h(40) + m(15), Bucket::Hour),
-            ("unaligned ends, daily", b + m(1) + Duration::milliseconds(500), b + h(30) + m(59), Bucket::Day),
-            ("inside one hour", b + h(5) + m(10), b + h(5) + m(50), Bucket::Hour),
-            ("under two hours, no whole hour", b + h(5) + m(10), b + h(6) + m(50), Bucket::Hour),
+            (
+                "unaligned ends, hourly",
+                b + m(30),
+                b + h(40) + m(15),
+                Bucket::Hour,
+            ),
+            (
+                "unaligned ends, daily",
+                b + m(1) + Duration::milliseconds(500),
+                b + h(30) + m(59),
+                Bucket::Day,
+            ),
+            (
+                "inside one hour",
+                b + h(5) + m(10),
+                b + h(5) + m(50),
+                Bucket::Hour,
+            ),
+            (
+                "under two hours, no whole hour",
+                b + h(5) + m(10),
+                b + h(6) + m(50),
+                Bucket::Hour,
+            ),
             ("wide", b - h(24 * 30), b + h(24 * 30), Bucket::Day),
-            ("up to now", b - h(24 * 30), bulwark_core::time::now() + m(5), Bucket::Day),
+            (
+                "up to now",
+                b - h(24 * 30),
+                bulwark_core::time::now() + m(5),
+                Bucket::Day,
+            ),
         ] {
             out.push((
                 name.to_string(),
@@ -932,7 +967,11 @@ mod rollup {
                         closed_at: r.closed_at,
                     })
                     .collect();
-                assert_same(&got, &expected(&subset, &q), &format!("{stage}, {name}, tenant {t:?}"));
+                assert_same(
+                    &got,
+                    &expected(&subset, &q),
+                    &format!("{stage}, {name}, tenant {t:?}"),
+                );
             }
         }
     }
@@ -942,7 +981,9 @@ mod rollup {
     }
 
     async fn sql(url: &str, q: &str) {
-        exec_raw(url, q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        exec_raw(url, q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 
     #[tokio::test]
@@ -957,7 +998,11 @@ mod rollup {
         for n in 0..60 {
             let t = tenants[n % 2];
             if n % 3 == 0 {
-                batch.push(incoming(t, Source::Wazuh, wazuh(&format!("w-{n}"), "203.0.113.9")));
+                batch.push(incoming(
+                    t,
+                    Source::Wazuh,
+                    wazuh(&format!("w-{n}"), "203.0.113.9"),
+                ));
             } else {
                 batch.push(incoming(t, Source::Generic, generic(n, severities[n % 5])));
             }
@@ -966,7 +1011,13 @@ mod rollup {
         let out = s.ingest(&batch, DAY).await.expect("ingest");
         assert!(out[60].duplicate);
         let again: Vec<IncomingAlert> = (0..10)
-            .map(|n| incoming(tenants[(n * 3 + 1) % 2], Source::Generic, generic(n * 3 + 1, "low")))
+            .map(|n| {
+                incoming(
+                    tenants[(n * 3 + 1) % 2],
+                    Source::Generic,
+                    generic(n * 3 + 1, "low"),
+                )
+            })
             .collect();
         let dup = s.ingest(&again, DAY).await.expect("ingest duplicates");
         assert!(dup.iter().all(|o| o.duplicate));
@@ -978,7 +1029,15 @@ mod rollup {
             let at = base() - Duration::hours(24)
                 + Duration::minutes(97 * i as i64)
                 + Duration::microseconds(123_457 * (i as i64 % 3));
-            sql(&db.url, &format!("UPDATE alerts SET first_seen = {} WHERE id = {}", ts(at), id_lit(*id))).await;
+            sql(
+                &db.url,
+                &format!(
+                    "UPDATE alerts SET first_seen = {} WHERE id = {}",
+                    ts(at),
+                    id_lit(*id)
+                ),
+            )
+            .await;
         }
         check(s, &db.url, &tenants, "after moving first_seen").await;
 
@@ -993,7 +1052,9 @@ mod rollup {
                 assignee_scope: None,
                 claim: None,
             };
-            s.update_alert(&ctx, &admin(), *id, &req).await.expect("triage");
+            s.update_alert(&ctx, &admin(), *id, &req)
+                .await
+                .expect("triage");
         }
         for id in ids.iter().skip(1).step_by(5) {
             let req = ChangeRequest {
@@ -1004,13 +1065,19 @@ mod rollup {
                 assignee_scope: None,
                 claim: None,
             };
-            s.update_alert(&ctx, &admin(), *id, &req).await.expect("severity");
+            s.update_alert(&ctx, &admin(), *id, &req)
+                .await
+                .expect("severity");
         }
         // Acknowledged and closed at chosen times, some reopened, as direct updates.
         for (i, id) in ids.iter().enumerate().skip(2).step_by(3) {
             let ack = base() + Duration::minutes(41 * i as i64);
             let closed = ack + Duration::minutes(20 + i as i64);
-            let status = if i % 2 == 0 { "resolved" } else { "false_positive" };
+            let status = if i % 2 == 0 {
+                "resolved"
+            } else {
+                "false_positive"
+            };
             sql(
                 &db.url,
                 &format!(
@@ -1023,7 +1090,14 @@ mod rollup {
             .await;
         }
         for id in ids.iter().skip(2).step_by(9) {
-            sql(&db.url, &format!("UPDATE alerts SET status = 'in_progress' WHERE id = {}", id_lit(*id))).await;
+            sql(
+                &db.url,
+                &format!(
+                    "UPDATE alerts SET status = 'in_progress' WHERE id = {}",
+                    id_lit(*id)
+                ),
+            )
+            .await;
         }
         check(s, &db.url, &tenants, "after triage").await;
 
@@ -1032,11 +1106,36 @@ mod rollup {
             s.delete_alert(&ctx, &admin(), *id).await.expect("delete");
         }
         let gone = ids[59];
-        sql(&db.url, &format!("DELETE FROM alert_observables WHERE alert_id = {}", id_lit(gone))).await;
-        sql(&db.url, &format!("DELETE FROM alert_activities WHERE alert_id = {}", id_lit(gone))).await;
-        sql(&db.url, &format!("DELETE FROM alerts WHERE id = {}", id_lit(gone))).await;
+        sql(
+            &db.url,
+            &format!(
+                "DELETE FROM alert_observables WHERE alert_id = {}",
+                id_lit(gone)
+            ),
+        )
+        .await;
+        sql(
+            &db.url,
+            &format!(
+                "DELETE FROM alert_activities WHERE alert_id = {}",
+                id_lit(gone)
+            ),
+        )
+        .await;
+        sql(
+            &db.url,
+            &format!("DELETE FROM alerts WHERE id = {}", id_lit(gone)),
+        )
+        .await;
         // A soft-deleted alert brought back.
-        sql(&db.url, &format!("UPDATE alerts SET deleted_at = NULL WHERE id = {}", id_lit(ids[3]))).await;
+        sql(
+            &db.url,
+            &format!(
+                "UPDATE alerts SET deleted_at = NULL WHERE id = {}",
+                id_lit(ids[3])
+            ),
+        )
+        .await;
         check(s, &db.url, &tenants, "after deletes").await;
 
         // And a rebuild from scratch gives the same numbers.

@@ -387,7 +387,11 @@ async fn filters_give_the_same_alerts_however_they_are_read() {
             want.reverse();
         }
         assert!(!want.is_empty());
-        assert_eq!(ids(&got), want, "since {since:?}, until {until:?}, oldest_first {oldest_first}");
+        assert_eq!(
+            ids(&got),
+            want,
+            "since {since:?}, until {until:?}, oldest_first {oldest_first}"
+        );
     }
     let empty = s
         .list_alerts(
