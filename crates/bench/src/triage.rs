@@ -1690,6 +1690,15 @@ pub(crate) async fn triage(
         },
     );
     case(
+        "last 24 h, oldest first, no end (since alone)",
+        &admin,
+        AlertFilter {
+            since: Some(newest - Span::days(1)),
+            oldest_first: true,
+            ..page(50)
+        },
+    );
+    case(
         "first seen in the last 7 days",
         &admin,
         AlertFilter {
