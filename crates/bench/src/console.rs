@@ -175,6 +175,11 @@ pub(crate) async fn console(url: String, iterations: u32) -> anyhow::Result<Stri
         ),
         ("observables".into(), "/observables".into(), "admin"),
         (
+            "observables, most seen".into(),
+            "/observables?sort=sightings".into(),
+            "admin",
+        ),
+        (
             "observable (most sightings)".into(),
             format!("/observables/{observable}"),
             "admin",
@@ -193,6 +198,11 @@ pub(crate) async fn console(url: String, iterations: u32) -> anyhow::Result<Stri
             "dashboard, 30 days".into(),
             "/dashboard?range=30d".into(),
             "admin",
+        ),
+        (
+            "dashboard, 7 days".into(),
+            "/dashboard?range=7d".into(),
+            "analyst",
         ),
         ("runs".into(), "/runs".into(), "admin"),
         ("playbooks".into(), "/playbooks".into(), "admin"),

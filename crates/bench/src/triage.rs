@@ -1500,6 +1500,14 @@ pub(crate) async fn triage(
         }
         eprintln!("loading {alerts} alerts and {incidents} incidents ...");
         let (counts, secs) = load(&url, tenants.clone(), alerts, incidents).await?;
+        // The loader writes the alerts table directly, past ingestion, which keeps the
+        // dashboard's roll-up: build it from the loaded alerts.
+        let t1 = Instant::now();
+        store.rebuild_dashboard_rollup().await?;
+        eprintln!(
+            "dashboard roll-up built in {:.1} s",
+            t1.elapsed().as_secs_f64()
+        );
         let settle_secs = settle(&url).await?;
         let rows: u64 = counts.iter().map(|c| c.1).sum();
         report.push_str(&format!(
@@ -1678,6 +1686,15 @@ pub(crate) async fn triage(
         AlertFilter {
             since: Some(newest - Span::days(31)),
             until: Some(newest - Span::days(30)),
+            ..page(50)
+        },
+    );
+    case(
+        "last 24 h, oldest first, no end (since alone)",
+        &admin,
+        AlertFilter {
+            since: Some(newest - Span::days(1)),
+            oldest_first: true,
             ..page(50)
         },
     );

@@ -233,28 +233,33 @@ macro_rules! impl_alerts {
                     Ok(if found < below { Access::Index } else { Access::Walk })
                 }
 
-                /// How to read a time window `[since, until)`. A window far from where the queue
-                /// starts reading (the newest alert, or the oldest with `oldest_first`) is
-                /// bounded by id, so the queue starts reading at the window instead of skipping
-                /// every alert after (or before) it. No query finds the bounds: an alert's
-                /// `first_seen` is its UUIDv7's millisecond (the store sets it so on insert), so
-                /// the window's alerts lie between the lowest id of `since`'s millisecond and
-                /// the highest of `until`'s. `WINDOW_SLACK` widens that for alerts stored
-                /// before first_seen was taken from the id (then a few milliseconds apart);
-                /// the first_seen conditions keep the result exact either way.
+                /// How to read a time window `[since, until)` (either end may be open). A window
+                /// far from where the queue starts reading (the newest alert, or the oldest with
+                /// `oldest_first`) is bounded by id, so the queue starts reading at the window
+                /// instead of skipping every alert after (or before) it. No query finds the
+                /// bounds: an alert's `first_seen` is its UUIDv7's millisecond (the store sets it
+                /// so on insert), so the window's alerts lie between the lowest id of `since`'s
+                /// millisecond and the highest of `until`'s (an open end is the lowest or highest
+                /// id there is). `WINDOW_SLACK` widens that for alerts stored before first_seen
+                /// was taken from the id (then a few milliseconds apart); the first_seen
+                /// conditions keep the result exact either way.
                 async fn window_ids(
                     &self,
-                    since: DateTime<Utc>,
-                    until: DateTime<Utc>,
+                    since: Option<DateTime<Utc>>,
+                    until: Option<DateTime<Utc>>,
                     oldest_first: bool,
                 ) -> StoreResult<Window> {
-                    if since >= until {
+                    if let (Some(s), Some(u)) = (since, until)
+                        && s >= u
+                    {
                         return Ok(Window::Empty);
                     }
-                    let (far_side, bound) = if oldest_first {
-                        ("SELECT 1 FROM alerts a WHERE a.first_seen < $1", since)
-                    } else {
-                        ("SELECT 1 FROM alerts a WHERE a.first_seen >= $1", until)
+                    // The side the queue starts reading from; an open end there means the
+                    // window starts where the queue does.
+                    let (far_side, bound) = match (oldest_first, since, until) {
+                        (true, Some(s), _) => ("SELECT 1 FROM alerts a WHERE a.first_seen < $1", s),
+                        (false, _, Some(u)) => ("SELECT 1 FROM alerts a WHERE a.first_seen >= $1", u),
+                        _ => return Ok(Window::Plain),
                     };
                     let sql = format!("SELECT COUNT(*) FROM ({far_side} LIMIT $2) n");
                     let (skipped,): (i64,) = sqlx::query_as(AssertSqlSafe(sql))
@@ -265,9 +270,9 @@ macro_rules! impl_alerts {
                     if skipped < WINDOW_SKIP_FROM {
                         return Ok(Window::Plain);
                     }
-                    let lo = since.checked_sub_signed(WINDOW_SLACK).unwrap_or(since);
-                    let hi = until.checked_add_signed(WINDOW_SLACK).unwrap_or(until);
-                    Ok(Window::Ids(v7_lowest(lo), v7_highest(hi)))
+                    let lo = since.map_or(Uuid::nil(), |s| v7_lowest(s.checked_sub_signed(WINDOW_SLACK).unwrap_or(s)));
+                    let hi = until.map_or(Uuid::max(), |u| v7_highest(u.checked_add_signed(WINDOW_SLACK).unwrap_or(u)));
+                    Ok(Window::Ids(lo, hi))
                 }
             }
 
@@ -346,12 +351,12 @@ macro_rules! impl_alerts {
                         }
                     }
                     let window = match (f.since, f.until) {
-                        (Some(s), Some(u)) => match self.window_ids(s, u, f.oldest_first).await? {
+                        (None, None) => None,
+                        (since, until) => match self.window_ids(since, until, f.oldest_first).await? {
                             Window::Empty => return Ok(Vec::new()),
                             Window::Ids(lo, hi) => Some((lo, hi)),
                             Window::Plain => None,
                         },
-                        _ => None,
                     };
 
                     let mut qb = QueryBuilder::<$db>::new(format!(

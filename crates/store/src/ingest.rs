@@ -217,7 +217,7 @@ macro_rules! impl_ingest {
                     a: &IncomingAlert,
                     fp: &[u8; 32],
                     window: chrono::Duration,
-                ) -> StoreResult<IngestOutcome> {
+                ) -> StoreResult<(IngestOutcome, chrono::DateTime<chrono::Utc>)> {
                     let n = &a.alert;
                     let now = bulwark_core::time::now();
                     if !$fp_lock.is_empty() {
@@ -280,18 +280,72 @@ macro_rules! impl_ingest {
                         .await?,
                     };
                     let duplicate = hit.duplicate_count > 0;
-                    Ok(IngestOutcome {
-                        alert_id: hit.id,
-                        duplicate,
-                        duplicate_count: hit.duplicate_count,
-                        title: hit.title,
-                        severity: hit.severity,
-                        playbooks_triggered: 0,
-                    })
+                    Ok((
+                        IngestOutcome {
+                            alert_id: hit.id,
+                            duplicate,
+                            duplicate_count: hit.duplicate_count,
+                            title: hit.title,
+                            severity: hit.severity,
+                            playbooks_triggered: 0,
+                        },
+                        seen,
+                    ))
                 }
             }
 
             impl $store {
+                /// The dashboard roll-up (`alert_hourly`): the batch's new alerts counted per
+                /// (hour of first_seen, tenant, source) by severity and as status `new`, in one
+                /// upsert with its keys sorted (the lock order on PostgreSQL). Duplicates change
+                /// none of its numbers; later changes are applied by the table's triggers.
+                async fn add_to_hourly(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    batch: &[IncomingAlert],
+                    seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
+                ) -> StoreResult<()> {
+                    let mut rows: std::collections::BTreeMap<(i64, Uuid, &'static str), [i64; 5]> =
+                        Default::default();
+                    for (a, seen) in batch.iter().zip(seen_at) {
+                        let Some(seen) = seen else { continue };
+                        use bulwark_normalize::Severity;
+                        let sev = match a.alert.severity {
+                            Severity::Critical => 0,
+                            Severity::High => 1,
+                            Severity::Medium => 2,
+                            Severity::Low => 3,
+                            Severity::Info => 4,
+                        };
+                        let key = ($crate::dashboard::hour_index(*seen), a.tenant_id.0, a.alert.source.as_str());
+                        rows.entry(key).or_default()[sev] += 1;
+                    }
+                    let rows: Vec<_> = rows.into_iter().collect();
+                    for chunk in rows.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO alert_hourly (hour, tenant_id, source, sev_critical, sev_high, \
+                             sev_medium, sev_low, sev_info, st_new) ",
+                        );
+                        qb.push_values(chunk, |mut b, ((hour, tenant, source), sev)| {
+                            b.push_bind(*hour).push_bind(*tenant).push_bind(*source);
+                            for n in sev {
+                                b.push_bind(*n);
+                            }
+                            b.push_bind(sev.iter().sum::<i64>());
+                        });
+                        qb.push(
+                            " ON CONFLICT (hour, tenant_id, source) DO UPDATE SET \
+                             sev_critical = alert_hourly.sev_critical + excluded.sev_critical, \
+                             sev_high = alert_hourly.sev_high + excluded.sev_high, \
+                             sev_medium = alert_hourly.sev_medium + excluded.sev_medium, \
+                             sev_low = alert_hourly.sev_low + excluded.sev_low, \
+                             sev_info = alert_hourly.sev_info + excluded.sev_info, \
+                             st_new = alert_hourly.st_new + excluded.st_new",
+                        );
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    Ok(())
+                }
+
                 /// The runs the batch's alerts start, with their jobs, in the ingest
                 /// transaction: an alert is never stored without the runs it triggers.
                 async fn queue_triggered_runs(
@@ -358,12 +412,18 @@ macro_rules! impl_ingest {
                     let groups = fold_by_source_id(batch, &keyed);
                     let mut tx = self.begin_write().await?;
                     let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+                    // first_seen of each alert stored new (for the dashboard roll-up).
+                    let mut seen_at: Vec<Option<chrono::DateTime<chrono::Utc>>> = vec![None; batch.len()];
                     for i in by_fp {
-                        outcomes[i] = Some(Self::ingest_one(&mut tx, &batch[i], &fps[i], window).await?);
+                        let (o, seen) = Self::ingest_one(&mut tx, &batch[i], &fps[i], window).await?;
+                        if !o.duplicate {
+                            seen_at[i] = Some(seen);
+                        }
+                        outcomes[i] = Some(o);
                     }
                     let now = bulwark_core::time::now();
                     for chunk in groups.chunks(400) {
-                        let mut ids: Vec<Uuid> = Vec::with_capacity(chunk.len());
+                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
                         let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
                             "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
                         ));
@@ -375,7 +435,7 @@ macro_rules! impl_ingest {
                             // first_seen is the id's millisecond: a time window of the queue
                             // is then an id range (`alerts::window_ids`).
                             let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-                            ids.push(id);
+                            ids.push((id, seen));
                             b.push_bind(id)
                                 .push_bind(first.tenant_id.0)
                                 .push_bind(n.source.as_str())
@@ -416,7 +476,7 @@ macro_rules! impl_ingest {
                             .into_iter()
                             .map(|h| ((h.tenant_id, h.source.clone(), h.source_id.clone()), h))
                             .collect();
-                        for (g, id) in chunk.iter().zip(ids) {
+                        for (g, (id, seen)) in chunk.iter().zip(ids) {
                             let n = &batch[g[0]].alert;
                             let key = (
                                 batch[g[0]].tenant_id.0,
@@ -427,6 +487,9 @@ macro_rules! impl_ingest {
                                 $crate::StoreError::Corrupt("upsert returned no row for an alert".into())
                             })?;
                             let inserted = hit.id == id;
+                            if inserted {
+                                seen_at[g[0]] = Some(seen);
+                            }
                             let last = g.len() - 1;
                             for (j, i) in g.iter().enumerate() {
                                 outcomes[*i] = Some(IngestOutcome {
@@ -442,6 +505,9 @@ macro_rules! impl_ingest {
                         }
                     }
                     let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
+                    // Right after the alerts (before observables and audit heads): the lock
+                    // order of every transaction that touches the roll-up.
+                    Self::add_to_hourly(&mut tx, batch, &seen_at).await?;
                     let queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
                     let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
                         .iter()

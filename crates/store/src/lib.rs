@@ -420,6 +420,11 @@ pub trait DashboardStore {
         access: &AlertAccess,
         query: &dashboard::DashboardQuery,
     ) -> StoreResult<dashboard::DashboardStats>;
+
+    /// Rebuilds the dashboard's hourly roll-up from the alerts, in one transaction. Never
+    /// needed by Bulwark itself (ingestion and triggers keep it exact); for tools that write
+    /// alerts straight into the table (the benchmark's bulk loader) and for repairs.
+    async fn rebuild_dashboard_rollup(&self) -> StoreResult<()>;
 }
 
 /// Incidents: lifecycle, linked alerts, timeline, comments, tasks and suggestions (see

@@ -702,3 +702,444 @@ async fn lookups_are_claimed_once_cached_merged_and_retried_with_backoff() {
     .expect("ingest");
     assert_eq!(queued_ids(&enrichment_jobs(s).await), [o.id.to_string()]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The dashboard's hourly roll-up (migration 0016) against exact counts
+
+mod rollup {
+    use super::*;
+    use bulwark_core::AlertAccess;
+    use bulwark_core::alert_change::AlertChange;
+    use bulwark_core::triage::AlertStatus;
+    use bulwark_store::Backend;
+    use bulwark_store::alert_triage::ChangeRequest;
+    use bulwark_store::dashboard::{Bucket, DashboardQuery, DashboardStats};
+    use bulwark_store::testing::{exec_raw, requested_backend};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use sqlx::Connection;
+    use std::collections::BTreeMap;
+    use uuid::Uuid;
+
+    fn pg() -> bool {
+        requested_backend() == Backend::Postgres
+    }
+
+    fn admin() -> AlertAccess {
+        AlertAccess {
+            scope: Scope::AllTenants,
+            bypass_tags: true,
+            subjects: vec![],
+        }
+    }
+
+    fn base() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+            .single()
+            .expect("date")
+    }
+
+    fn id_lit(u: Uuid) -> String {
+        if pg() {
+            format!("'{u}'")
+        } else {
+            format!("X'{}'", u.simple())
+        }
+    }
+
+    /// A timestamp as both backends store it (SQLite: RFC 3339 text, as sqlx writes it).
+    fn ts(t: DateTime<Utc>) -> String {
+        format!("'{}'", t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"))
+    }
+
+    #[derive(Debug, sqlx::FromRow)]
+    struct Row {
+        tenant_id: Uuid,
+        source: String,
+        severity: String,
+        status: String,
+        first_seen: DateTime<Utc>,
+        acknowledged_at: Option<DateTime<Utc>>,
+        closed_at: Option<DateTime<Utc>>,
+    }
+
+    /// The alerts (not deleted) as stored, read past the store.
+    async fn rows(url: &str) -> Vec<Row> {
+        const SQL: &str = "SELECT tenant_id, source, severity, status, first_seen, acknowledged_at, closed_at \
+                           FROM alerts WHERE deleted_at IS NULL";
+        if pg() {
+            let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+            sqlx::query_as(SQL).fetch_all(&mut c).await.expect("rows")
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+            sqlx::query_as(SQL).fetch_all(&mut c).await.expect("rows")
+        }
+    }
+
+    /// What the dashboard must say, computed from the rows by its definitions.
+    fn expected(rows: &[Row], q: &DashboardQuery) -> DashboardStats {
+        let inr = |t: DateTime<Utc>| t >= q.since && t < q.until;
+        let mut by_severity: BTreeMap<String, i64> = ["critical", "high", "medium", "low", "info"]
+            .iter()
+            .map(|s| (s.to_string(), 0))
+            .collect();
+        let mut by_status: BTreeMap<String, i64> = AlertStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        let mut by_source: BTreeMap<String, i64> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<Uuid, i64> = BTreeMap::new();
+        let mut series: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
+        let (mut total, mut closed) = (0, 0);
+        let (mut ack_n, mut ack_s, mut res_n, mut res_s) = (0i64, 0f64, 0i64, 0f64);
+        for r in rows {
+            if inr(r.first_seen) {
+                total += 1;
+                *by_severity.entry(r.severity.clone()).or_default() += 1;
+                *by_status.entry(r.status.clone()).or_default() += 1;
+                *by_source.entry(r.source.clone()).or_default() += 1;
+                *by_tenant.entry(r.tenant_id).or_default() += 1;
+                *series.entry(q.bucket.floor(r.first_seen)).or_default() += 1;
+                if matches!(r.status.as_str(), "resolved" | "false_positive") {
+                    closed += 1;
+                }
+            }
+            if let Some(a) = r.acknowledged_at.filter(|a| inr(*a)) {
+                ack_n += 1;
+                ack_s += (a - r.first_seen).num_microseconds().expect("µs") as f64 / 1e6;
+            }
+            if let Some(c) = r.closed_at.filter(|c| inr(*c))
+                && matches!(r.status.as_str(), "resolved" | "false_positive")
+            {
+                res_n += 1;
+                res_s += (c - r.first_seen).num_microseconds().expect("µs") as f64 / 1e6;
+            }
+        }
+        let mean = |s: f64, n: i64| (n > 0).then(|| s / n as f64);
+        let mut by_tenant: Vec<_> = by_tenant.into_iter().collect();
+        by_tenant.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        DashboardStats {
+            since: q.since,
+            until: q.until,
+            bucket: q.bucket,
+            total,
+            open: total - closed,
+            closed,
+            by_severity,
+            by_status,
+            by_source,
+            by_tenant: by_tenant
+                .into_iter()
+                .map(|(t, count)| bulwark_store::dashboard::TenantCount {
+                    tenant_id: TenantId(t),
+                    count,
+                })
+                .collect(),
+            mtta: bulwark_store::dashboard::MeanTime {
+                mean_seconds: mean(ack_s, ack_n),
+                samples: ack_n,
+            },
+            mttr: bulwark_store::dashboard::MeanTime {
+                mean_seconds: mean(res_s, res_n),
+                samples: res_n,
+            },
+            // Only the non-empty points are compared (below).
+            series: series
+                .into_iter()
+                .map(|(start, count)| bulwark_store::dashboard::SeriesPoint {
+                    start,
+                    count,
+                    by_severity: BTreeMap::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn assert_same(got: &DashboardStats, want: &DashboardStats, what: &str) {
+        assert_eq!(
+            (got.total, got.open, got.closed),
+            (want.total, want.open, want.closed),
+            "{what}: totals"
+        );
+        assert_eq!(got.by_severity, want.by_severity, "{what}: by_severity");
+        assert_eq!(got.by_status, want.by_status, "{what}: by_status");
+        assert_eq!(got.by_source, want.by_source, "{what}: by_source");
+        assert_eq!(got.by_tenant, want.by_tenant, "{what}: by_tenant");
+        let points: Vec<_> = got
+            .series
+            .iter()
+            .filter(|p| p.count != 0)
+            .map(|p| (p.start, p.count))
+            .collect();
+        let want_points: Vec<_> = want.series.iter().map(|p| (p.start, p.count)).collect();
+        assert_eq!(points, want_points, "{what}: series");
+        for p in &got.series {
+            assert_eq!(
+                p.by_severity.values().sum::<i64>(),
+                p.count,
+                "{what}: point {}",
+                p.start
+            );
+        }
+        for (g, w, name) in [
+            (&got.mtta, &want.mtta, "mtta"),
+            (&got.mttr, &want.mttr, "mttr"),
+        ] {
+            assert_eq!(g.samples, w.samples, "{what}: {name} samples");
+            match (g.mean_seconds, w.mean_seconds) {
+                (None, None) => {}
+                (Some(a), Some(b)) => assert!((a - b).abs() < 0.002, "{what}: {name} {a} vs {b}"),
+                other => panic!("{what}: {name} {other:?}"),
+            }
+        }
+    }
+
+    fn queries(t: Option<TenantId>) -> Vec<(String, DashboardQuery)> {
+        let b = base();
+        let h = |n: i64| Duration::hours(n);
+        let m = |n: i64| Duration::minutes(n);
+        let mut out = Vec::new();
+        for (name, since, until, bucket) in [
+            ("aligned, 3 days, daily", b - h(24), b + h(48), Bucket::Day),
+            ("aligned, 2 days, hourly", b, b + h(48), Bucket::Hour),
+            (
+                "unaligned ends, hourly",
+                b + m(30),
+                b + h(40) + m(15),
+                Bucket::Hour,
+            ),
+            (
+                "unaligned ends, daily",
+                b + m(1) + Duration::milliseconds(500),
+                b + h(30) + m(59),
+                Bucket::Day,
+            ),
+            (
+                "inside one hour",
+                b + h(5) + m(10),
+                b + h(5) + m(50),
+                Bucket::Hour,
+            ),
+            (
+                "under two hours, no whole hour",
+                b + h(5) + m(10),
+                b + h(6) + m(50),
+                Bucket::Hour,
+            ),
+            ("wide", b - h(24 * 30), b + h(24 * 30), Bucket::Day),
+            (
+                "up to now",
+                b - h(24 * 30),
+                bulwark_core::time::now() + m(5),
+                Bucket::Day,
+            ),
+        ] {
+            out.push((
+                name.to_string(),
+                DashboardQuery {
+                    tenant_id: t,
+                    since,
+                    until,
+                    bucket,
+                },
+            ));
+        }
+        out
+    }
+
+    async fn check(s: &Store, url: &str, tenants: &[TenantId], stage: &str) {
+        let rows = rows(url).await;
+        for t in std::iter::once(None).chain(tenants.iter().copied().map(Some)) {
+            for (name, q) in queries(t) {
+                let got = s.dashboard_stats(&admin(), &q).await.expect("stats");
+                let subset: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| t.is_none_or(|t| r.tenant_id == t.0))
+                    .collect();
+                let subset: Vec<Row> = subset
+                    .into_iter()
+                    .map(|r| Row {
+                        tenant_id: r.tenant_id,
+                        source: r.source.clone(),
+                        severity: r.severity.clone(),
+                        status: r.status.clone(),
+                        first_seen: r.first_seen,
+                        acknowledged_at: r.acknowledged_at,
+                        closed_at: r.closed_at,
+                    })
+                    .collect();
+                assert_same(
+                    &got,
+                    &expected(&subset, &q),
+                    &format!("{stage}, {name}, tenant {t:?}"),
+                );
+            }
+        }
+    }
+
+    fn generic(n: usize, severity: &str) -> serde_json::Value {
+        json!({"title": format!("alert {n}"), "severity": severity, "source_id": format!("g-{n}")})
+    }
+
+    async fn sql(url: &str, q: &str) {
+        exec_raw(url, q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+
+    #[tokio::test]
+    async fn the_rollup_matches_exact_counts_through_ingest_triage_and_deletes() {
+        let db = fresh().await;
+        let s = &db.store;
+        let tenants = [tenant(s, "acme").await, tenant(s, "globex").await];
+        let severities = ["critical", "high", "medium", "low", "info"];
+        // 60 alerts over two tenants and two sources, some copies in the same batch and in a
+        // later one (duplicates must not count).
+        let mut batch = Vec::new();
+        for n in 0..60 {
+            let t = tenants[n % 2];
+            if n % 3 == 0 {
+                batch.push(incoming(
+                    t,
+                    Source::Wazuh,
+                    wazuh(&format!("w-{n}"), "203.0.113.9"),
+                ));
+            } else {
+                batch.push(incoming(t, Source::Generic, generic(n, severities[n % 5])));
+            }
+        }
+        batch.push(incoming(tenants[1], Source::Generic, generic(1, "info")));
+        let out = s.ingest(&batch, DAY).await.expect("ingest");
+        assert!(out[60].duplicate);
+        let again: Vec<IncomingAlert> = (0..10)
+            .map(|n| {
+                incoming(
+                    tenants[(n * 3 + 1) % 2],
+                    Source::Generic,
+                    generic(n * 3 + 1, "low"),
+                )
+            })
+            .collect();
+        let dup = s.ingest(&again, DAY).await.expect("ingest duplicates");
+        assert!(dup.iter().all(|o| o.duplicate));
+        let ids: Vec<Uuid> = out[..60].iter().map(|o| o.alert_id).collect();
+        check(s, &db.url, &tenants, "after ingest").await;
+
+        // Spread over four days (sub-second first_seen included); the triggers move the counts.
+        for (i, id) in ids.iter().enumerate() {
+            let at = base() - Duration::hours(24)
+                + Duration::minutes(97 * i as i64)
+                + Duration::microseconds(123_457 * (i as i64 % 3));
+            sql(
+                &db.url,
+                &format!(
+                    "UPDATE alerts SET first_seen = {} WHERE id = {}",
+                    ts(at),
+                    id_lit(*id)
+                ),
+            )
+            .await;
+        }
+        check(s, &db.url, &tenants, "after moving first_seen").await;
+
+        // Triage through the store: acknowledge (triaged), change severity.
+        let ctx = ChangeCtx::system("test");
+        for id in ids.iter().step_by(4) {
+            let req = ChangeRequest {
+                change: AlertChange {
+                    status: Some(AlertStatus::Triaged),
+                    ..Default::default()
+                },
+                assignee_scope: None,
+                claim: None,
+            };
+            s.update_alert(&ctx, &admin(), *id, &req)
+                .await
+                .expect("triage");
+        }
+        for id in ids.iter().skip(1).step_by(5) {
+            let req = ChangeRequest {
+                change: AlertChange {
+                    severity: Some("critical".into()),
+                    ..Default::default()
+                },
+                assignee_scope: None,
+                claim: None,
+            };
+            s.update_alert(&ctx, &admin(), *id, &req)
+                .await
+                .expect("severity");
+        }
+        // Acknowledged and closed at chosen times, some reopened, as direct updates.
+        for (i, id) in ids.iter().enumerate().skip(2).step_by(3) {
+            let ack = base() + Duration::minutes(41 * i as i64);
+            let closed = ack + Duration::minutes(20 + i as i64);
+            let status = if i % 2 == 0 {
+                "resolved"
+            } else {
+                "false_positive"
+            };
+            sql(
+                &db.url,
+                &format!(
+                    "UPDATE alerts SET status = '{status}', acknowledged_at = {}, closed_at = {} WHERE id = {}",
+                    ts(ack),
+                    ts(closed),
+                    id_lit(*id)
+                ),
+            )
+            .await;
+        }
+        for id in ids.iter().skip(2).step_by(9) {
+            sql(
+                &db.url,
+                &format!(
+                    "UPDATE alerts SET status = 'in_progress' WHERE id = {}",
+                    id_lit(*id)
+                ),
+            )
+            .await;
+        }
+        check(s, &db.url, &tenants, "after triage").await;
+
+        // Deletes: soft through the store, and a row removed outright.
+        for id in ids.iter().skip(3).step_by(7) {
+            s.delete_alert(&ctx, &admin(), *id).await.expect("delete");
+        }
+        let gone = ids[59];
+        sql(
+            &db.url,
+            &format!(
+                "DELETE FROM alert_observables WHERE alert_id = {}",
+                id_lit(gone)
+            ),
+        )
+        .await;
+        sql(
+            &db.url,
+            &format!(
+                "DELETE FROM alert_activities WHERE alert_id = {}",
+                id_lit(gone)
+            ),
+        )
+        .await;
+        sql(
+            &db.url,
+            &format!("DELETE FROM alerts WHERE id = {}", id_lit(gone)),
+        )
+        .await;
+        // A soft-deleted alert brought back.
+        sql(
+            &db.url,
+            &format!(
+                "UPDATE alerts SET deleted_at = NULL WHERE id = {}",
+                id_lit(ids[3])
+            ),
+        )
+        .await;
+        check(s, &db.url, &tenants, "after deletes").await;
+
+        // And a rebuild from scratch gives the same numbers.
+        s.rebuild_dashboard_rollup().await.expect("rebuild");
+        check(s, &db.url, &tenants, "after a rebuild").await;
+    }
+}

@@ -352,6 +352,47 @@ async fn filters_give_the_same_alerts_however_they_are_read() {
         }
         assert_eq!(paged, ids(&got), "oldest_first {oldest_first}");
     }
+    // One end open, far from where the queue starts reading (10,000+ alerts on the far side):
+    // also bounded by id, and the same alerts as plain conditions give.
+    let everything = s
+        .list_alerts(&a, &all(AlertFilter::default()))
+        .await
+        .expect("everything");
+    let cut = start() + Duration::days(10);
+    for (since, until, oldest_first) in [
+        (Some(cut), None, true),
+        (None, Some(cut), false),
+        (Some(cut), None, false),
+        (None, Some(cut), true),
+    ] {
+        let got = s
+            .list_alerts(
+                &a,
+                &all(AlertFilter {
+                    since,
+                    until,
+                    oldest_first,
+                    ..AlertFilter::default()
+                }),
+            )
+            .await
+            .expect("open window");
+        let mut want: Vec<Uuid> = everything
+            .iter()
+            .filter(|x| since.is_none_or(|t| x.first_seen >= t))
+            .filter(|x| until.is_none_or(|t| x.first_seen < t))
+            .map(|x| x.id)
+            .collect();
+        if oldest_first {
+            want.reverse();
+        }
+        assert!(!want.is_empty());
+        assert_eq!(
+            ids(&got),
+            want,
+            "since {since:?}, until {until:?}, oldest_first {oldest_first}"
+        );
+    }
     let empty = s
         .list_alerts(
             &a,
