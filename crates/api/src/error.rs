@@ -168,6 +168,10 @@ impl From<StoreError> for ApiError {
             StoreError::Forbidden(message) => ApiError::Forbidden(message),
             StoreError::State(message) => ApiError::Conflict(message),
             StoreError::Invalid { field, message } => ApiError::field(field, message),
+            ref other if other.is_retryable_conflict() => ApiError::Unavailable(
+                "a concurrent change conflicted with this one; nothing was written, send it again"
+                    .into(),
+            ),
             other => ApiError::Internal(other.into()),
         }
     }

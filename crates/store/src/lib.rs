@@ -69,6 +69,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// PostgreSQL aborted the transaction to break a deadlock or a serialization conflict with
+    /// a concurrent one: nothing was written and the same request can simply be sent again.
+    pub fn is_retryable_conflict(&self) -> bool {
+        match self {
+            StoreError::Backend(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Which database engine a store runs on.

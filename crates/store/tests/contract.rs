@@ -561,3 +561,63 @@ async fn timestamps_round_trip_exactly() {
         .expect("get");
     assert_eq!(back, t);
 }
+
+/// A deadlock (PostgreSQL aborts one of the two transactions) is a conflict the caller may
+/// retry (the API answers 503, not 500); an ordinary constraint violation is not.
+#[tokio::test]
+async fn deadlocks_are_retryable_conflicts_and_constraint_errors_are_not() {
+    use sqlx::Connection;
+    let db = fresh().await;
+    tenant(&db.store, "acme").await;
+    let dup = db
+        .store
+        .create_tenant(
+            &ctx(),
+            NewTenant {
+                slug: "acme".into(),
+                name: "again".into(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&dup, Err(e) if !e.is_retryable_conflict()),
+        "{dup:?}"
+    );
+    if db.store.backend() != bulwark_store::Backend::Postgres {
+        // SQLite has one writer: two write transactions never hold locks against each other.
+        return;
+    }
+    let mut a = sqlx::PgConnection::connect(&db.url).await.expect("a");
+    let mut b = sqlx::PgConnection::connect(&db.url).await.expect("b");
+    sqlx::raw_sql(
+        "CREATE TABLE deadlock_probe (id int PRIMARY KEY, n int); \
+         INSERT INTO deadlock_probe VALUES (1, 0), (2, 0)",
+    )
+    .execute(&mut a)
+    .await
+    .expect("table");
+    let mut ta = a.begin().await.expect("begin a");
+    let mut tb = b.begin().await.expect("begin b");
+    let bump = "UPDATE deadlock_probe SET n = n + 1 WHERE id = $1";
+    sqlx::query(bump)
+        .bind(1)
+        .execute(&mut *ta)
+        .await
+        .expect("a locks 1");
+    sqlx::query(bump)
+        .bind(2)
+        .execute(&mut *tb)
+        .await
+        .expect("b locks 2");
+    let (ra, rb) = tokio::join!(
+        sqlx::query(bump).bind(2).execute(&mut *ta),
+        sqlx::query(bump).bind(1).execute(&mut *tb)
+    );
+    let failed: Vec<StoreError> = [ra.err(), rb.err()]
+        .into_iter()
+        .flatten()
+        .map(StoreError::from)
+        .collect();
+    assert_eq!(failed.len(), 1, "PostgreSQL aborts exactly one: {failed:?}");
+    assert!(failed[0].is_retryable_conflict(), "{:?}", failed[0]);
+}
