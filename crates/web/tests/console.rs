@@ -1305,3 +1305,63 @@ async fn notifications_page_shows_failed_deliveries_to_admins_who_can_retry_them
         .await;
     assert_eq!(got["enabled"], true);
 }
+
+#[tokio::test]
+async fn the_failed_notifications_warning_reads_a_few_and_says_when_there_are_more() {
+    let app = App::with_api(WebConfig::default(), |c| {
+        c.integrations = std::sync::Arc::new(bulwark_integrations::Integrations::for_tests(&[
+            "127.0.0.1",
+        ]));
+    })
+    .await;
+    let url = failing_channel().await;
+    let hook = app
+        .api(
+            Method::POST,
+            "/api/v1/integrations",
+            json!({"type": "webhook", "name": "ops-hook", "tenant_id": app.platform,
+                   "secrets": {"url": url}}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("integration id")
+        .to_string();
+    let rule = app
+        .api(
+            Method::POST,
+            "/api/v1/notifications/rules",
+            json!({"name": "incidents", "event": "incident.created", "integration_id": hook,
+                   "tenant_id": app.platform}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("rule id")
+        .to_string();
+    let admin = app.login("admin").await;
+    for _ in 0..21 {
+        let r = app
+            .act(
+                &format!("/admin/notifications/rules/{rule}/test"),
+                &admin,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let page = app.get("/incidents", Some(&admin)).await;
+    assert!(
+        page.body.contains("⚠ 20+ failed notifications<"),
+        "{}",
+        page.body
+    );
+    let dash = app.get("/dashboard", Some(&admin)).await;
+    assert!(
+        dash.body
+            .contains("20 or more notifications failed in the last 24 h"),
+        "{}",
+        dash.body
+    );
+    // The page lists them all (a page of 50), each with its retry.
+    let page = app.get("/admin/notifications", Some(&admin)).await;
+    assert_eq!(page.body.matches(">Retry</button>").count(), 21);
+}
