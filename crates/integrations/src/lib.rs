@@ -153,9 +153,43 @@ pub struct Redactor {
     values: Vec<String>,
 }
 
+/// The parts of a secret URL that are credentials on their own: path segments and query
+/// parameters (a webhook's token, as Slack, Teams or a generic webhook put it) and the
+/// userinfo. Upstreams echo them in their errors without the rest of the URL, so redacting
+/// the whole URL only is not enough. Short parts (`hook`, `v1`) are left: they are not
+/// secrets and redacting them would garble messages.
+fn url_credentials(v: &str) -> Vec<String> {
+    const MIN: usize = 10;
+    let Some((_, rest)) = v.split_once("://") else {
+        return Vec::new();
+    };
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    if let Some((userinfo, _host)) = authority.rsplit_once('@') {
+        parts.extend(userinfo.split(':'));
+    }
+    parts.extend(tail.split(['/', '?', '&', '=', '#']));
+    parts
+        .into_iter()
+        .filter(|p| p.len() >= MIN)
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Redactor {
     pub fn new(values: impl IntoIterator<Item = String>) -> Self {
-        let mut values: Vec<String> = values.into_iter().filter(|v| v.len() >= 4).collect();
+        let mut values: Vec<String> = values
+            .into_iter()
+            .flat_map(|v| {
+                let mut all = url_credentials(&v);
+                all.push(v);
+                all
+            })
+            .filter(|v| v.len() >= 4)
+            .collect();
         // Longest first, so a secret containing another is replaced whole.
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
@@ -1200,6 +1234,18 @@ mod tests {
             r.value(json!({"x": ["s3cr3t-key"], "ab": 1})),
             json!({"x": ["[redacted]"], "ab": 1})
         );
+    }
+
+    #[test]
+    fn a_secret_urls_token_is_redacted_when_echoed_alone() {
+        let r = Redactor::new([
+            "https://user:pa55w0rd-long@hooks.example.com/services/T0001/B0002/XyZ123tokenABC?sig=abcdef0123456789".to_string(),
+        ]);
+        assert_eq!(
+            r.text("bad token XyZ123tokenABC, sig abcdef0123456789, pass pa55w0rd-long from hooks.example.com"),
+            "bad token [redacted], sig [redacted], pass [redacted] from hooks.example.com"
+        );
+        assert!(url_credentials("not a url").is_empty());
     }
 
     #[test]

@@ -33,7 +33,22 @@ pub struct Ctx {
     /// The analysts and tenants of the caller's scope, read once per request.
     analysts: tokio::sync::OnceCell<Vec<bulwark_core::model::Analyst>>,
     tenant_list: tokio::sync::OnceCell<Vec<bulwark_core::model::Tenant>>,
+    /// Notification deliveries that failed in the last 24 h, for the navigation's warning
+    /// (pages of analysts who may manage integrations; `None` otherwise or when none failed).
+    failed_notifications: Option<FailedNotifications>,
 }
+
+/// What the navigation's warning says: `count` failed deliveries in the last 24 h, `more`
+/// when there may be more than the few read.
+#[derive(serde::Serialize, Clone, Copy)]
+pub struct FailedNotifications {
+    pub count: usize,
+    pub more: bool,
+}
+
+/// At most this many failed deliveries are read for the warning (one indexed, limited query:
+/// the API's `?status=failed` list, newest first).
+const FAILED_NOTIFICATIONS_READ: usize = 20;
 
 #[derive(serde::Serialize, Clone)]
 pub struct Flash {
@@ -65,7 +80,7 @@ impl FromRequestParts<Web> for Ctx {
                 text: text.chars().take(500).collect(),
             })
         });
-        Ok(Ctx {
+        let mut ctx = Ctx {
             web: web.clone(),
             session,
             rid: parts
@@ -77,7 +92,16 @@ impl FromRequestParts<Web> for Ctx {
             token,
             analysts: Default::default(),
             tenant_list: Default::default(),
-        })
+            failed_notifications: None,
+        };
+        // Pages only: not form posts (they redirect) nor the queue's background refresh.
+        if parts.method == Method::GET
+            && parts.uri.path() != "/alerts/poll"
+            && ctx.can(Permission::IntegrationsManage)
+        {
+            ctx.failed_notifications = ctx.count_failed_notifications().await;
+        }
+        Ok(ctx)
     }
 }
 
@@ -160,6 +184,38 @@ impl Ctx {
         )
     }
 
+    /// Failed notification deliveries of the last 24 h (by their last attempt), read through
+    /// the API's failed list with a small limit. Best effort: a page is not refused because
+    /// this warning could not be read.
+    async fn count_failed_notifications(&self) -> Option<FailedNotifications> {
+        let uri = format!(
+            "/api/v1/notifications/deliveries?status=failed&limit={FAILED_NOTIFICATIONS_READ}"
+        );
+        let answer = match self.call(Method::GET, &uri, None).await {
+            Ok(a) if a.status.is_success() => a,
+            Ok(a) => {
+                tracing::warn!(status = %a.status, "failed notifications: not readable");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let items = answer.body["items"].as_array()?;
+        let since = bulwark_core::time::now() - chrono::Duration::hours(24);
+        let count = items
+            .iter()
+            .filter(|d| {
+                d["updated_at"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t >= since)
+            })
+            .count();
+        (count > 0).then_some(FailedNotifications {
+            count,
+            more: count == FAILED_NOTIFICATIONS_READ,
+        })
+    }
+
     /// Whether the analyst holds a permission (to show or hide controls; the API decides).
     pub fn can(&self, p: Permission) -> bool {
         self.session.caller.can(p)
@@ -193,6 +249,7 @@ impl Ctx {
             title => title,
             flash => self.flash.clone(),
             poll_ms => self.web.config.poll_interval.as_millis() as u64,
+            failed_notifications => self.failed_notifications,
         };
         minijinja::context! { ..ctx, ..common }
     }

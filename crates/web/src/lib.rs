@@ -60,7 +60,7 @@ pub fn router(api: AppState, config: WebConfig) -> Router<AppState> {
         api,
         config,
     }));
-    use pages::{admin, alerts, automation, dashboard, incidents, observables};
+    use pages::{admin, alerts, automation, dashboard, incidents, notifications, observables};
     let protected = Router::new()
         .route("/", get(pages::home))
         .route("/logout", post(session::logout))
@@ -134,6 +134,19 @@ pub fn router(api: AppState, config: WebConfig) -> Router<AppState> {
         .route(
             "/admin/tenants/{id}/tag-access",
             get(admin::tag_access).post(admin::save_tag_access),
+        )
+        .route("/admin/notifications", get(notifications::page))
+        .route(
+            "/admin/notifications/rules/{id}/enabled",
+            post(notifications::set_enabled),
+        )
+        .route(
+            "/admin/notifications/rules/{id}/test",
+            post(notifications::test),
+        )
+        .route(
+            "/admin/notifications/deliveries/{id}/retry",
+            post(notifications::retry),
         )
         .route_layer(from_fn_with_state(web.clone(), session::require));
     Router::new()

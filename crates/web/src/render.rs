@@ -85,6 +85,7 @@ pub fn env() -> &'static Environment<'static> {
             "api_keys.html",
             "tenants.html",
             "tag_access.html",
+            "notifications.html",
             "account.html",
             "admin_tabs.html",
             "templates.html",

@@ -80,6 +80,11 @@ struct Session {
 
 impl App {
     async fn new(config: WebConfig) -> App {
+        Self::with_api(config, |_| {}).await
+    }
+
+    /// With the API's settings changed by `f` (e.g. outbound calls to a local fake allowed).
+    async fn with_api(config: WebConfig, f: impl FnOnce(&mut ApiConfig)) -> App {
         let db = fresh().await;
         let store = db.store.clone();
         let platform = store
@@ -96,6 +101,7 @@ impl App {
         let mut api = ApiConfig::new(b"test-secret-test-secret-test-secret!".to_vec(), platform);
         api.playbook_refresh = Duration::ZERO;
         api.limits.trust_forwarded_for = true;
+        f(&mut api);
         let state = State::new(store.clone(), api, None);
         let router =
             bulwark_api::router_with(state.clone(), bulwark_web::router(state.clone(), config));
@@ -1007,4 +1013,355 @@ async fn suggestions_group_alerts_that_share_a_value() {
         .get("/incidents/suggestions?window_hours=99999", Some(&s))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+const URL_TOKEN: &str = "s3cret-url-token-91";
+const HEADER_SECRET: &str = "hdr-secret-5150";
+
+/// A channel endpoint that always answers 500, echoing the credentials it was called with
+/// (a careless upstream): the console must show the failure without them.
+async fn failing_channel() -> String {
+    let app = Router::new().route(
+        "/hook/{token}",
+        axum::routing::post(|| async {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("upstream down (token {URL_TOKEN}, auth Bearer {HEADER_SECRET})"),
+            )
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}/hook/{URL_TOKEN}")
+}
+
+#[tokio::test]
+async fn notifications_page_shows_failed_deliveries_to_admins_who_can_retry_them() {
+    let app = App::with_api(WebConfig::default(), |c| {
+        c.integrations = std::sync::Arc::new(bulwark_integrations::Integrations::for_tests(&[
+            "127.0.0.1",
+        ]));
+    })
+    .await;
+    let url = failing_channel().await;
+    let hook = app
+        .api(
+            Method::POST,
+            "/api/v1/integrations",
+            json!({"type": "webhook", "name": "ops-hook", "tenant_id": app.platform,
+                   "config": {"header_name": "Authorization"},
+                   "secrets": {"url": url, "header_value": format!("Bearer {HEADER_SECRET}")}}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("integration id")
+        .to_string();
+    let rule = app
+        .api(
+            Method::POST,
+            "/api/v1/notifications/rules",
+            json!({"name": "high alerts to ops", "event": "alert.created", "min_severity": "high",
+                   "integration_id": hook, "tenant_id": app.platform}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("rule id")
+        .to_string();
+    let admin = app.login("admin").await;
+
+    // Nothing failed yet: the rules with their controls, no warning anywhere.
+    let page = app.get("/admin/notifications", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for text in [
+        "high alerts to ops",
+        "alert.created",
+        "ops-hook",
+        "Send test",
+        "Disable",
+        "No failed deliveries.",
+        "href=\"/admin/notifications\" class=\"on\"",
+    ] {
+        assert!(page.body.contains(text), "{text} missing:\n{}", page.body);
+    }
+    assert!(!page.body.contains("id=\"failed-notifications\""));
+    assert!(!page.body.contains("<script>") && !page.body.contains("style="));
+    // Every form carries the CSRF token.
+    assert_eq!(
+        page.body.matches("<form method=\"post\"").count(),
+        page.body.matches("name=\"_csrf\"").count()
+    );
+    let alerts = app.get("/alerts", Some(&admin)).await;
+    assert!(!alerts.body.contains("id=\"failed-notifications\""));
+
+    // A test through the failing channel fails at once and is listed, failed first.
+    let r = app
+        .act(
+            &format!("/admin/notifications/rules/{rule}/test"),
+            &admin,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/admin/notifications?status=failed");
+    let failed = app
+        .api(
+            Method::GET,
+            "/api/v1/notifications/deliveries?status=failed",
+            json!(null),
+        )
+        .await;
+    let delivery = failed["items"][0]["id"]
+        .as_str()
+        .expect("a failed delivery")
+        .to_string();
+    let error = failed["items"][0]["last_error"]
+        .as_str()
+        .expect("its error")
+        .to_string();
+    let page = app.get("/admin/notifications", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let retry_path = format!("/admin/notifications/deliveries/{delivery}/retry");
+    for text in [
+        retry_path.as_str(),
+        "Retry",
+        "run-failed",
+        "1 / 1",
+        "high alerts to ops",
+    ] {
+        assert!(page.body.contains(text), "{text} missing:\n{}", page.body);
+    }
+    // The channel's reason is shown (escaped), never the secrets it echoed.
+    let first_words: String = error
+        .chars()
+        .take_while(|c| !"<>&\"'".contains(*c))
+        .take(12)
+        .collect();
+    assert!(!first_words.is_empty(), "{error}");
+    assert!(
+        page.body.contains(&first_words),
+        "{first_words} missing:\n{}",
+        page.body
+    );
+    for p in [
+        &page.body,
+        &app.get("/admin/notifications?status=all", Some(&admin))
+            .await
+            .body,
+    ] {
+        assert!(!p.contains(URL_TOKEN), "URL token in the page:\n{p}");
+        assert!(
+            !p.contains(HEADER_SECRET),
+            "header secret in the page:\n{p}"
+        );
+        assert!(!p.contains("/hook/"), "channel URL in the page:\n{p}");
+    }
+
+    // Noticeable from anywhere an admin works: the navigation and the dashboard.
+    let alerts = app.get("/alerts", Some(&admin)).await;
+    assert!(
+        alerts.body.contains("id=\"failed-notifications\"")
+            && alerts.body.contains("1 failed notification<"),
+        "{}",
+        alerts.body
+    );
+    let dash = app.get("/dashboard", Some(&admin)).await;
+    assert!(
+        dash.body.contains("1 notification failed in the last 24 h"),
+        "{}",
+        dash.body
+    );
+
+    // A viewer and an analyst see the rules without any control, no deliveries, no warning,
+    // and a crafted POST (with a valid session and CSRF token) is refused by the API.
+    for (name, role) in [("vic", Role::Viewer), ("ana", Role::Analyst)] {
+        app.user(name, role, app.platform).await;
+        let s = app.login(name).await;
+        let page = app.get("/admin/notifications", Some(&s)).await;
+        assert_eq!(page.status, StatusCode::OK, "{name}: {}", page.body);
+        assert!(page.body.contains("high alerts to ops"), "{}", page.body);
+        for hidden in [
+            "Send test",
+            "Disable",
+            "Retry",
+            "Deliveries",
+            "/retry",
+            "failed-notifications",
+        ] {
+            assert!(
+                !page.body.contains(hidden),
+                "{name} sees {hidden}:\n{}",
+                page.body
+            );
+        }
+        let alerts = app.get("/alerts", Some(&s)).await;
+        assert!(!alerts.body.contains("failed-notifications"));
+        for (path, form) in [
+            (retry_path.clone(), vec![]),
+            (format!("/admin/notifications/rules/{rule}/test"), vec![]),
+            (
+                format!("/admin/notifications/rules/{rule}/enabled"),
+                vec![("enabled", "false")],
+            ),
+        ] {
+            let r = app.act(&path, &s, &form).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{name} {path}: {}", r.body);
+        }
+    }
+    // An admin of another tenant does not find the delivery.
+    let acme = app.tenant("acme").await;
+    app.user("acme-admin", Role::Admin, acme).await;
+    let other = app.login("acme-admin").await;
+    let r = app.act(&retry_path, &other, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let page = app.get("/admin/notifications", Some(&other)).await;
+    assert!(!page.body.contains("high alerts to ops") && !page.body.contains(&delivery));
+
+    // Without the CSRF token the retry is refused before anything happens.
+    let r = app.post(&retry_path, Some(&admin), &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // The admin retries it: queued again, off the failed list, the warning gone.
+    let r = app
+        .act(
+            &retry_path,
+            &admin,
+            &[("back", "/admin/notifications?status=failed")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/admin/notifications?status=failed");
+    let d = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/notifications/deliveries/{delivery}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(d["status"], "queued", "{d}");
+    let page = app
+        .get("/admin/notifications?status=failed", Some(&admin))
+        .await;
+    assert!(page.body.contains("No failed deliveries."), "{}", page.body);
+    assert!(!page.body.contains("id=\"failed-notifications\""));
+    let page = app
+        .get("/admin/notifications?status=queued", Some(&admin))
+        .await;
+    assert!(
+        page.body.contains(&delivery) || page.body.contains("run-queued"),
+        "{}",
+        page.body
+    );
+    // Retrying again is refused (only a failed delivery can be), with a message, not a 500.
+    let r = app.act(&retry_path, &admin, &[]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    // A bad id or status is a 4xx or the default view, never a 500.
+    let r = app
+        .act("/admin/notifications/deliveries/nope/retry", &admin, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = app
+        .get("/admin/notifications?status=bogus&cursor=x", Some(&admin))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    // Disable and enable the rule.
+    let r = app
+        .act(
+            &format!("/admin/notifications/rules/{rule}/enabled"),
+            &admin,
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let got = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/notifications/rules/{rule}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(got["enabled"], false);
+    let page = app.get("/admin/notifications", Some(&admin)).await;
+    assert!(page.body.contains("off-badge\">disabled") && page.body.contains(">Enable<"));
+    let r = app
+        .act(
+            &format!("/admin/notifications/rules/{rule}/enabled"),
+            &admin,
+            &[("enabled", "true")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let got = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/notifications/rules/{rule}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(got["enabled"], true);
+}
+
+#[tokio::test]
+async fn the_failed_notifications_warning_reads_a_few_and_says_when_there_are_more() {
+    let app = App::with_api(WebConfig::default(), |c| {
+        c.integrations = std::sync::Arc::new(bulwark_integrations::Integrations::for_tests(&[
+            "127.0.0.1",
+        ]));
+    })
+    .await;
+    let url = failing_channel().await;
+    let hook = app
+        .api(
+            Method::POST,
+            "/api/v1/integrations",
+            json!({"type": "webhook", "name": "ops-hook", "tenant_id": app.platform,
+                   "secrets": {"url": url}}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("integration id")
+        .to_string();
+    let rule = app
+        .api(
+            Method::POST,
+            "/api/v1/notifications/rules",
+            json!({"name": "incidents", "event": "incident.created", "integration_id": hook,
+                   "tenant_id": app.platform}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("rule id")
+        .to_string();
+    let admin = app.login("admin").await;
+    for _ in 0..21 {
+        let r = app
+            .act(
+                &format!("/admin/notifications/rules/{rule}/test"),
+                &admin,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let page = app.get("/incidents", Some(&admin)).await;
+    assert!(
+        page.body.contains("⚠ 20+ failed notifications<"),
+        "{}",
+        page.body
+    );
+    let dash = app.get("/dashboard", Some(&admin)).await;
+    assert!(
+        dash.body
+            .contains("20 or more notifications failed in the last 24 h"),
+        "{}",
+        dash.body
+    );
+    // The page lists them all (a page of 50), each with its retry.
+    let page = app.get("/admin/notifications", Some(&admin)).await;
+    assert_eq!(page.body.matches(">Retry</button>").count(), 21);
 }

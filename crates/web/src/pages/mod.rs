@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod automation;
 pub mod dashboard;
 pub mod incidents;
+pub mod notifications;
 pub mod observables;
 
 use crate::api::Ctx;
