@@ -88,13 +88,7 @@ impl AlertWriter {
 /// write is tried alone, so one cannot fail the others.
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+        let batch = crate::gathered(first, &mut rx, BATCH);
         let (writes, replies): (Vec<AlertWrite>, Vec<_>) = batch.into_iter().unzip();
         match store.alert_writes(&writes).await {
             Ok(results) => {

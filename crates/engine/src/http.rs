@@ -31,7 +31,8 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (len <= max).then_some((addr, len))
 }
 
-fn in_net(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+/// Whether `ip` lies in the network `(address, prefix length)` (from [`parse_cidr`]).
+pub fn in_net(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = if len == 0 {

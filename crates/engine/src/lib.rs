@@ -93,3 +93,16 @@ impl Default for EngineConfig {
         }
     }
 }
+
+/// Group commit: `first` and whatever else is already waiting in `rx`, up to `max` items, to be
+/// written in one transaction (the worker's saves and its actions' alert writes).
+pub(crate) fn gathered<T>(first: T, rx: &mut tokio::sync::mpsc::Receiver<T>, max: usize) -> Vec<T> {
+    let mut batch = vec![first];
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    batch
+}

@@ -82,13 +82,7 @@ type PendingSave = (RunSave, oneshot::Sender<Result<bool, StoreError>>);
 /// so one bad save cannot fail the others.
 async fn save_loop(store: Store, worker: String, mut rx: mpsc::Receiver<PendingSave>) {
     while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < SAVE_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+        let batch = crate::gathered(first, &mut rx, SAVE_BATCH);
         let (saves, replies): (Vec<RunSave>, Vec<_>) = batch.into_iter().unzip();
         match store.save_runs(&worker, &saves).await {
             Ok(held) => {

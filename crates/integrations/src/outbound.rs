@@ -66,28 +66,6 @@ pub struct NetPolicy {
     nets: Vec<(IpAddr, u8)>,
 }
 
-fn in_net(ip: IpAddr, (net, len): (IpAddr, u8)) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 impl NetPolicy {
     pub fn new(allow: &[String]) -> Self {
         let mut p = Self::default();
@@ -105,7 +83,9 @@ impl NetPolicy {
     }
 
     fn addr_listed(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|n| in_net(ip, *n))
+        self.nets
+            .iter()
+            .any(|n| bulwark_engine::http::in_net(ip, *n))
     }
 
     /// Resolves the URL's host and checks every address; answers the addresses to connect to.
