@@ -69,7 +69,9 @@ impl ActionError {
     /// A store error: database trouble is retryable, a refusal is not.
     pub fn store(what: &str, e: bulwark_store::StoreError) -> Self {
         match e {
-            bulwark_store::StoreError::Backend(_) => Self::retry(format!("{what}: {e}")),
+            bulwark_store::StoreError::Backend(_) | bulwark_store::StoreError::Sqlite(_) => {
+                Self::retry(format!("{what}: {e}"))
+            }
             _ => Self::fatal(format!("{what}: {e}")),
         }
     }

@@ -169,23 +169,88 @@ pub(crate) fn fold_by_source_id(batch: &[IncomingAlert], keyed: &[usize]) -> Vec
     groups.into_values().collect()
 }
 
+/// One observable's sightings in a batch: (tenant, kind, value) -> (is private, count). Sorted
+/// by key: the lock order on PostgreSQL.
+pub(crate) type Sightings<'a> = ((TenantId, &'a str, &'a str), (bool, i64));
+
+/// Stored observables' ids by (tenant, kind, value).
+pub(crate) type ObservableIds = std::collections::HashMap<(TenantId, String, String), Uuid>;
+
+/// A row returned by the multi-row alert upsert.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyedHit {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub source: String,
+    pub source_id: String,
+    pub duplicate_count: i64,
+    pub title: String,
+    pub severity: String,
+}
+
+/// The outcomes of one multi-row alert upsert: `chunk` its key groups (see
+/// [`fold_by_source_id`]), `ids` the id and first_seen each group's first alert was offered,
+/// `rows` what the statement returned. Each copy gets the duplicate count it would have seen
+/// had the copies come one by one; a group whose offered id came back was stored new.
+pub(crate) fn keyed_outcomes(
+    batch: &[IncomingAlert],
+    chunk: &[Vec<usize>],
+    ids: &[(Uuid, DateTime<Utc>)],
+    rows: Vec<KeyedHit>,
+    outcomes: &mut [Option<IngestOutcome>],
+    seen_at: &mut [Option<DateTime<Utc>>],
+) -> crate::StoreResult<()> {
+    let mut hits: std::collections::HashMap<(Uuid, String, String), KeyedHit> = rows
+        .into_iter()
+        .map(|h| ((h.tenant_id, h.source.clone(), h.source_id.clone()), h))
+        .collect();
+    for (g, (id, seen)) in chunk.iter().zip(ids) {
+        let first = &batch[g[0]];
+        let key = (
+            first.tenant_id.0,
+            first.alert.source.as_str().to_string(),
+            first.alert.source_id.clone().unwrap_or_default(),
+        );
+        let hit = hits.remove(&key).ok_or_else(|| {
+            crate::StoreError::Corrupt("upsert returned no row for an alert".into())
+        })?;
+        let inserted = hit.id == *id;
+        if inserted {
+            seen_at[g[0]] = Some(*seen);
+        }
+        let last = g.len() - 1;
+        for (j, i) in g.iter().enumerate() {
+            outcomes[*i] = Some(IngestOutcome {
+                alert_id: hit.id,
+                duplicate: !(inserted && j == 0),
+                duplicate_count: hit.duplicate_count - (last - j) as i64,
+                title: hit.title.clone(),
+                severity: hit.severity.clone(),
+                playbooks_triggered: 0,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The columns every alert insert sets, in bind order.
 pub(crate) const ALERT_INSERT_COLUMNS: &str = "id, tenant_id, source, source_id, fingerprint, title, \
      severity, severity_original, rule_name, rule_id, event_time, source_ip, dest_ip, hostname, username, \
      normalized, raw_payload, latest_payload, duplicate_count, first_seen, last_seen, created_at, updated_at, \
      description, tags";
 
-macro_rules! impl_ingest {
+/// The statements of an ingest batch that write many rows, as multi-row statements through
+/// sqlx (PostgreSQL: one round trip each). SQLite has its own (`sqlite_ingest`).
+macro_rules! impl_ingest_sqlx_writes {
     ($store:ident, $db:ty, $fp_lock:literal) => {
-        mod ingest_impl {
+        mod ingest_writes_impl {
             use super::$store;
             use $crate::ingest::{
-                ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, dedup_key, fingerprint_lock_key,
-                fold_by_source_id,
+                ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, KeyedHit, dedup_key,
+                fingerprint_lock_key, fold_by_source_id,
             };
             use sqlx::AssertSqlSafe;
-            use $crate::{IngestStore, StoreResult};
-            use bulwark_audit::EventType;
+            use $crate::StoreResult;
             use bulwark_core::TenantId;
             use sqlx::types::Json;
             use uuid::Uuid;
@@ -198,16 +263,6 @@ macro_rules! impl_ingest {
                 severity: String,
             }
 
-            #[derive(sqlx::FromRow)]
-            struct KeyedHit {
-                id: Uuid,
-                tenant_id: Uuid,
-                source: String,
-                source_id: String,
-                duplicate_count: i64,
-                title: String,
-                severity: String,
-            }
 
             impl $store {
                 /// An alert without a source id: matched by fingerprint within the window
@@ -293,6 +348,172 @@ macro_rules! impl_ingest {
                     ))
                 }
             }
+
+            impl $store {
+                /// Stores the batch's alerts (deduplicated) and returns their outcomes in batch
+                /// order, with the first_seen of each alert stored new (for the roll-up).
+                pub(crate) async fn write_alerts(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    batch: &[IncomingAlert],
+                    fps: &[[u8; 32]],
+                    window: chrono::Duration,
+                ) -> StoreResult<(Vec<IngestOutcome>, Vec<Option<chrono::DateTime<chrono::Utc>>>)> {
+                    // Alerts without a source id first (their dedup key sorts first), one by one;
+                    // then alerts with one, folded per key and written by multi-row upserts.
+                    let (mut by_fp, keyed): (Vec<usize>, Vec<usize>) =
+                        (0..batch.len()).partition(|i| batch[*i].alert.source_id.is_none());
+                    by_fp.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
+                    let groups = fold_by_source_id(batch, &keyed);
+                    let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+                    // first_seen of each alert stored new (for the dashboard roll-up).
+                    let mut seen_at: Vec<Option<chrono::DateTime<chrono::Utc>>> = vec![None; batch.len()];
+                    for i in by_fp {
+                        let (o, seen) = Self::ingest_one(tx, &batch[i], &fps[i], window).await?;
+                        if !o.duplicate {
+                            seen_at[i] = Some(seen);
+                        }
+                        outcomes[i] = Some(o);
+                    }
+                    let now = bulwark_core::time::now();
+                    for chunk in groups.chunks(400) {
+                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
+                        ));
+                        qb.push_values(chunk, |mut b, g| {
+                            let first = &batch[g[0]];
+                            let n = &first.alert;
+                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+                            let id = Uuid::now_v7();
+                            // first_seen is the id's millisecond: a time window of the queue
+                            // is then an id range (`alerts::window_ids`).
+                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+                            ids.push((id, seen));
+                            b.push_bind(id)
+                                .push_bind(first.tenant_id.0)
+                                .push_bind(n.source.as_str())
+                                .push_bind(n.source_id.clone())
+                                .push_bind(fps[g[0]].to_vec())
+                                .push_bind(n.title.clone())
+                                .push_bind(n.severity.as_str())
+                                .push_bind(n.severity_original.clone())
+                                .push_bind(n.rule_name.clone())
+                                .push_bind(n.rule_id.clone())
+                                .push_bind(n.event_time)
+                                .push_bind(n.source_ip.map(|i| i.to_string()))
+                                .push_bind(n.dest_ip.map(|i| i.to_string()))
+                                .push_bind(n.hostname.clone())
+                                .push_bind(n.username.clone())
+                                .push_bind(Json(n.clone()))
+                                .push_bind(first.raw.clone())
+                                .push_bind(last.map(|a| a.raw.clone()))
+                                .push_bind(g.len() as i64 - 1)
+                                .push_bind(seen)
+                                .push_bind(seen)
+                                .push_bind(now)
+                                .push_bind(now)
+                                .push_bind(n.description.clone())
+                                .push_bind(Json(n.tags.clone()));
+                        });
+                        // A key already stored absorbs all of this batch's copies as duplicates.
+                        qb.push(
+                            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
+                             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
+                             last_seen = excluded.last_seen, \
+                             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
+                             updated_at = excluded.updated_at \
+                             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
+                        );
+                        let rows: Vec<KeyedHit> = qb.build_query_as().fetch_all(&mut **tx).await?;
+                        $crate::ingest::keyed_outcomes(batch, chunk, &ids, rows, &mut outcomes, &mut seen_at)?;
+                    }
+                    Ok((outcomes.into_iter().flatten().collect(), seen_at))
+                }
+
+                /// Upserts the batch's observables with their sighting counts; returns their ids
+                /// and those claimed for enrichment.
+                pub(crate) async fn upsert_observables(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    counts: &[$crate::ingest::Sightings<'_>],
+                    enriching: &std::collections::HashSet<TenantId>,
+                    now: chrono::DateTime<chrono::Utc>,
+                    claim: chrono::DateTime<chrono::Utc>,
+                ) -> StoreResult<($crate::ingest::ObservableIds, Vec<Uuid>)> {
+                    let mut obs_ids = $crate::ingest::ObservableIds::with_capacity(counts.len());
+                    let mut to_enrich: Vec<Uuid> = Vec::new();
+                    // 9 parameters per row; keys are unique within a statement (as PostgreSQL's
+                    // ON CONFLICT DO UPDATE requires).
+                    for chunk in counts.chunks(250) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, \
+                             enrich_after) ",
+                        );
+                        qb.push_values(chunk, |mut b, ((tenant, kind, value), (private, n))| {
+                            let wanted = !*private && enriching.contains(tenant);
+                            b.push_bind(Uuid::now_v7())
+                                .push_bind(tenant.0)
+                                .push_bind(*kind)
+                                .push_bind(*value)
+                                .push_bind(*private)
+                                .push_bind(now)
+                                .push_bind(now)
+                                .push_bind(*n)
+                                .push_bind(wanted.then_some(claim));
+                        });
+                        qb.push(
+                            " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
+                             sightings = observables.sightings + excluded.sightings, \
+                             enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
+                             OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
+                             ELSE observables.enrich_after END \
+                             RETURNING id, tenant_id, kind, value, enrich_after",
+                        );
+                        let rows: Vec<(Uuid, Uuid, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
+                            qb.build_query_as().fetch_all(&mut **tx).await?;
+                        for (id, tenant, kind, value, enrich_after) in rows {
+                            if enrich_after == Some(claim) {
+                                to_enrich.push(id);
+                            }
+                            obs_ids.insert((TenantId(tenant), kind, value), id);
+                        }
+                    }
+                    Ok((obs_ids, to_enrich))
+                }
+
+                /// Links the new alerts to their observables.
+                pub(crate) async fn link_observables(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    links: &[(Uuid, Uuid)],
+                ) -> StoreResult<()> {
+                    for chunk in links.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO alert_observables (alert_id, observable_id) ",
+                        );
+                        qb.push_values(chunk, |mut b, (alert, obs)| {
+                            b.push_bind(*alert).push_bind(*obs);
+                        });
+                        qb.push(" ON CONFLICT DO NOTHING");
+                        qb.build().execute(&mut **tx).await?;
+                    }
+
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use impl_ingest_sqlx_writes;
+
+macro_rules! impl_ingest {
+    ($store:ident, $db:ty) => {
+        mod ingest_impl {
+            use super::$store;
+            use $crate::ingest::{IncomingAlert, IngestOutcome};
+            use $crate::{IngestStore, StoreResult};
+            use bulwark_audit::EventType;
+            use bulwark_core::TenantId;
+            use uuid::Uuid;
 
             impl $store {
                 /// The dashboard roll-up (`alert_hourly`): the batch's new alerts counted per
@@ -404,107 +625,8 @@ macro_rules! impl_ingest {
                     // Every alert stores its fingerprint; compute it once.
                     let fps: Vec<[u8; 32]> =
                         batch.iter().map(|a| bulwark_normalize::fingerprint(&a.alert)).collect();
-                    // Alerts without a source id first (their dedup key sorts first), one by one;
-                    // then alerts with one, folded per key and written by multi-row upserts.
-                    let (mut by_fp, keyed): (Vec<usize>, Vec<usize>) =
-                        (0..batch.len()).partition(|i| batch[*i].alert.source_id.is_none());
-                    by_fp.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
-                    let groups = fold_by_source_id(batch, &keyed);
                     let mut tx = self.begin_write().await?;
-                    let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
-                    // first_seen of each alert stored new (for the dashboard roll-up).
-                    let mut seen_at: Vec<Option<chrono::DateTime<chrono::Utc>>> = vec![None; batch.len()];
-                    for i in by_fp {
-                        let (o, seen) = Self::ingest_one(&mut tx, &batch[i], &fps[i], window).await?;
-                        if !o.duplicate {
-                            seen_at[i] = Some(seen);
-                        }
-                        outcomes[i] = Some(o);
-                    }
-                    let now = bulwark_core::time::now();
-                    for chunk in groups.chunks(400) {
-                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
-                        ));
-                        qb.push_values(chunk, |mut b, g| {
-                            let first = &batch[g[0]];
-                            let n = &first.alert;
-                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
-                            let id = Uuid::now_v7();
-                            // first_seen is the id's millisecond: a time window of the queue
-                            // is then an id range (`alerts::window_ids`).
-                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-                            ids.push((id, seen));
-                            b.push_bind(id)
-                                .push_bind(first.tenant_id.0)
-                                .push_bind(n.source.as_str())
-                                .push_bind(n.source_id.clone())
-                                .push_bind(fps[g[0]].to_vec())
-                                .push_bind(n.title.clone())
-                                .push_bind(n.severity.as_str())
-                                .push_bind(n.severity_original.clone())
-                                .push_bind(n.rule_name.clone())
-                                .push_bind(n.rule_id.clone())
-                                .push_bind(n.event_time)
-                                .push_bind(n.source_ip.map(|i| i.to_string()))
-                                .push_bind(n.dest_ip.map(|i| i.to_string()))
-                                .push_bind(n.hostname.clone())
-                                .push_bind(n.username.clone())
-                                .push_bind(Json(n.clone()))
-                                .push_bind(first.raw.clone())
-                                .push_bind(last.map(|a| a.raw.clone()))
-                                .push_bind(g.len() as i64 - 1)
-                                .push_bind(seen)
-                                .push_bind(seen)
-                                .push_bind(now)
-                                .push_bind(now)
-                                .push_bind(n.description.clone())
-                                .push_bind(Json(n.tags.clone()));
-                        });
-                        // A key already stored absorbs all of this batch's copies as duplicates.
-                        qb.push(
-                            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
-                             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
-                             last_seen = excluded.last_seen, \
-                             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
-                             updated_at = excluded.updated_at \
-                             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
-                        );
-                        let rows: Vec<KeyedHit> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                        let mut hits: std::collections::HashMap<(Uuid, String, String), KeyedHit> = rows
-                            .into_iter()
-                            .map(|h| ((h.tenant_id, h.source.clone(), h.source_id.clone()), h))
-                            .collect();
-                        for (g, (id, seen)) in chunk.iter().zip(ids) {
-                            let n = &batch[g[0]].alert;
-                            let key = (
-                                batch[g[0]].tenant_id.0,
-                                n.source.as_str().to_string(),
-                                n.source_id.clone().unwrap_or_default(),
-                            );
-                            let hit = hits.remove(&key).ok_or_else(|| {
-                                $crate::StoreError::Corrupt("upsert returned no row for an alert".into())
-                            })?;
-                            let inserted = hit.id == id;
-                            if inserted {
-                                seen_at[g[0]] = Some(seen);
-                            }
-                            let last = g.len() - 1;
-                            for (j, i) in g.iter().enumerate() {
-                                outcomes[*i] = Some(IngestOutcome {
-                                    alert_id: hit.id,
-                                    duplicate: !(inserted && j == 0),
-                                    // The count each copy would have seen had they come one by one.
-                                    duplicate_count: hit.duplicate_count - (last - j) as i64,
-                                    title: hit.title.clone(),
-                                    severity: hit.severity.clone(),
-                                    playbooks_triggered: 0,
-                                });
-                            }
-                        }
-                    }
-                    let mut outcomes: Vec<IngestOutcome> = outcomes.into_iter().flatten().collect();
+                    let (mut outcomes, seen_at) = Self::write_alerts(&mut tx, batch, &fps, window).await?;
                     // Right after the alerts (before observables and audit heads): the lock
                     // order of every transaction that touches the roll-up.
                     Self::add_to_hourly(&mut tx, batch, &seen_at).await?;
@@ -529,8 +651,6 @@ macro_rules! impl_ingest {
                     }
                     let now = bulwark_core::time::now();
                     let counts: Vec<_> = counts.into_iter().collect();
-                    let mut obs_ids: std::collections::HashMap<(TenantId, String, String), Uuid> =
-                        std::collections::HashMap::with_capacity(counts.len());
                     // Automatic enrichment: in tenants with an enrichment integration, a public
                     // observable that is new or due again (`enrich_after` passed) is claimed by
                     // this upsert (its `enrich_after` becomes `claim`) and queued below, once,
@@ -542,43 +662,8 @@ macro_rules! impl_ingest {
                         Self::enriching_tenants(&mut tx, &tenants).await?
                     };
                     let claim = now + chrono::Duration::seconds($crate::enrichment::CLAIM_SECS);
-                    let mut to_enrich: Vec<Uuid> = Vec::new();
-                    // 9 parameters per row; keys are unique within a statement (as PostgreSQL's
-                    // ON CONFLICT DO UPDATE requires).
-                    for chunk in counts.chunks(250) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, \
-                             enrich_after) ",
-                        );
-                        qb.push_values(chunk, |mut b, ((tenant, kind, value), (private, n))| {
-                            let wanted = !*private && enriching.contains(tenant);
-                            b.push_bind(Uuid::now_v7())
-                                .push_bind(tenant.0)
-                                .push_bind(*kind)
-                                .push_bind(*value)
-                                .push_bind(*private)
-                                .push_bind(now)
-                                .push_bind(now)
-                                .push_bind(*n)
-                                .push_bind(wanted.then_some(claim));
-                        });
-                        qb.push(
-                            " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
-                             sightings = observables.sightings + excluded.sightings, \
-                             enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
-                             OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
-                             ELSE observables.enrich_after END \
-                             RETURNING id, tenant_id, kind, value, enrich_after",
-                        );
-                        let rows: Vec<(Uuid, Uuid, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
-                            qb.build_query_as().fetch_all(&mut *tx).await?;
-                        for (id, tenant, kind, value, enrich_after) in rows {
-                            if enrich_after == Some(claim) {
-                                to_enrich.push(id);
-                            }
-                            obs_ids.insert((TenantId(tenant), kind, value), id);
-                        }
-                    }
+                    let (obs_ids, mut to_enrich) =
+                        Self::upsert_observables(&mut tx, &counts, &enriching, now, claim).await?;
                     let queued = if to_enrich.is_empty() {
                         queued
                     } else {
@@ -630,16 +715,7 @@ macro_rules! impl_ingest {
                             }
                         }
                     }
-                    for chunk in links.chunks(1000) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO alert_observables (alert_id, observable_id) ",
-                        );
-                        qb.push_values(chunk, |mut b, (alert, obs)| {
-                            b.push_bind(*alert).push_bind(*obs);
-                        });
-                        qb.push(" ON CONFLICT DO NOTHING");
-                        qb.build().execute(&mut *tx).await?;
-                    }
+                    Self::link_observables(&mut tx, &links).await?;
 
                     // One chain append per tenant for the whole batch.
                     let mut per_tenant: std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>> =

@@ -26,6 +26,7 @@ mod postgres;
 mod scope_sql;
 pub mod sessions;
 mod sqlite;
+mod sqlite_ingest;
 pub mod tag_access;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -65,6 +66,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
+    /// SQLite's ingest statements run through rusqlite (see `sqlite_ingest`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

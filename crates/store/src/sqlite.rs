@@ -97,7 +97,7 @@ impl Health for SqliteStore {
 
 crate::foundation::impl_foundation!(SqliteStore, sqlx::Sqlite);
 crate::audit::impl_audit!(SqliteStore, sqlx::Sqlite, "");
-crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite, "");
+crate::ingest::impl_ingest!(SqliteStore, sqlx::Sqlite);
 crate::ingest_ops::impl_ingest_ops!(SqliteStore, sqlx::Sqlite);
 crate::alerts::impl_alerts!(SqliteStore, sqlx::Sqlite);
 crate::tag_access::impl_tag_access!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,406 @@
+//! SQLite's row-by-row ingest writes (alerts, observables, their links), run straight on the
+//! handle of the transaction's connection.
+//!
+//! Why not through sqlx like everything else: sqlx's SQLite driver runs each statement on the
+//! connection's worker thread, and sends every returned row back as a message. A profile of
+//! ingestion showed ~85% of the server's CPU on the write path, most of it thread hand-offs
+//! (context switches, futexes, channel traffic) rather than SQLite's own work. Here the
+//! batch's rows are written by cached single-row statements on the calling thread (the ingest
+//! writer's own), inside the same transaction as the sqlx statements around them: sqlx's
+//! connection stays locked (`lock_handle`) while rusqlite uses its handle, so nothing else
+//! touches it. Multi-row, not one statement per row: SQLite opens a statement journal for each
+//! statement that fires triggers or may hit a conflict, and copies every page the statement
+//! changes into it, so one row per statement measured 20-40% slower (`bulwark-bench
+//! store-ingest`). PostgreSQL keeps its sqlx statements (`ingest::impl_ingest_sqlx_writes`).
+//!
+//! Values are written exactly as sqlx encodes them (UUIDs as 16-byte blobs, timestamps as
+//! RFC 3339 text with `+00:00`, JSON as text), since sqlx reads the rows and SQL compares the
+//! timestamps as text.
+
+use crate::StoreResult;
+use crate::ingest::{
+    ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, KeyedHit, ObservableIds, Sightings,
+    fold_by_source_id, keyed_outcomes,
+};
+use crate::sqlite::SqliteStore;
+use bulwark_core::TenantId;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use sqlx::{Sqlite, Transaction};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// A timestamp as sqlx writes `DateTime<Utc>` to SQLite.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
+    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// The transaction's connection as a rusqlite connection, locked away from sqlx meanwhile.
+struct Locked<'t> {
+    // Declared first, so dropped first: its statements are finalized before sqlx gets the
+    // handle back.
+    conn: rusqlite::Connection,
+    _lock: sqlx::sqlite::LockedSqliteHandle<'t>,
+}
+
+impl<'t> Locked<'t> {
+    #[allow(unsafe_code)]
+    async fn new(tx: &'t mut Transaction<'static, Sqlite>) -> StoreResult<Self> {
+        let mut lock = tx.lock_handle().await?;
+        let raw = lock.as_raw_handle();
+        // SAFETY: `raw` is the open connection behind `tx`. `lock` keeps sqlx's worker thread
+        // away from it until it is dropped, and `conn`, which does not own the handle (so
+        // never closes it), is dropped before `lock` (field order) and finalizes every
+        // statement it prepared. Both crates link the same libsqlite3-sys, so the handle
+        // means the same thing to both.
+        let conn = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }?;
+        Ok(Self { conn, _lock: lock })
+    }
+
+    fn conn(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+}
+
+/// The stored alert an incoming one became (new or matched).
+struct Hit {
+    id: Uuid,
+    duplicate_count: i64,
+    title: String,
+    severity: String,
+}
+
+fn hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
+    Ok(Hit {
+        id: r.get(0)?,
+        duplicate_count: r.get(1)?,
+        title: r.get(2)?,
+        severity: r.get(3)?,
+    })
+}
+
+const RETURNING_HIT: &str = " RETURNING id, duplicate_count, title, severity";
+
+/// A new alert without a source id; `?1`..`?21` in `ALERT_INSERT_COLUMNS` order.
+fn insert_sql() -> String {
+    format!(
+        "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+         ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, 0, ?18, ?18, ?19, ?19, ?20, ?21){RETURNING_HIT}"
+    )
+}
+
+/// Stores one alert without a source id, deduplicated by fingerprint within `window` (the
+/// single writer makes the check-then-insert safe). Returns its outcome and, when stored new,
+/// its first_seen.
+fn write_alert(
+    conn: &rusqlite::Connection,
+    a: &IncomingAlert,
+    fp: &[u8; 32],
+    window: chrono::Duration,
+) -> rusqlite::Result<(IngestOutcome, Option<DateTime<Utc>>)> {
+    let n = &a.alert;
+    let now = bulwark_core::time::now();
+    let id = Uuid::now_v7();
+    // A new alert's first_seen is its id's millisecond (see `alerts::window_ids`).
+    let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+    let existing: Option<Uuid> = conn
+        .prepare_cached(
+            "SELECT id FROM alerts WHERE tenant_id = ?1 AND fingerprint = ?2 AND source_id IS NULL \
+                 AND last_seen >= ?3 ORDER BY last_seen DESC LIMIT 1",
+        )?
+        .query_row(
+            params![a.tenant_id.0, &fp[..], ts(a.received_at - window)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let h = match existing {
+        Some(existing) => conn
+            .prepare_cached(&format!(
+                "UPDATE alerts SET duplicate_count = duplicate_count + 1, last_seen = ?1, \
+                 latest_payload = ?2, updated_at = ?1 WHERE id = ?3{RETURNING_HIT}"
+            ))?
+            .query_row(params![ts(now), a.raw, existing], hit)?,
+        None => conn.prepare_cached(&insert_sql())?.query_row(
+            params![
+                id,
+                a.tenant_id.0,
+                n.source.as_str(),
+                n.source_id,
+                &fp[..],
+                n.title,
+                n.severity.as_str(),
+                n.severity_original,
+                n.rule_name,
+                n.rule_id,
+                n.event_time.map(ts),
+                n.source_ip.map(|i| i.to_string()),
+                n.dest_ip.map(|i| i.to_string()),
+                n.hostname,
+                n.username,
+                json(n)?,
+                a.raw,
+                ts(seen),
+                ts(now),
+                n.description,
+                json(&n.tags)?,
+            ],
+            hit,
+        )?,
+    };
+    let inserted = h.id == id;
+    Ok((
+        IngestOutcome {
+            alert_id: h.id,
+            duplicate: !inserted,
+            duplicate_count: h.duplicate_count,
+            title: h.title,
+            severity: h.severity,
+            playbooks_triggered: 0,
+        },
+        inserted.then_some(seen),
+    ))
+}
+
+/// A bound value; text and blobs borrowed from the batch where they can be.
+type Param<'a> = ToSqlOutput<'a>;
+
+fn text(s: &str) -> Param<'_> {
+    ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+}
+
+fn opt_text(s: Option<&str>) -> Param<'_> {
+    s.map_or(ToSqlOutput::Owned(Value::Null), text)
+}
+
+fn owned(s: String) -> Param<'static> {
+    ToSqlOutput::Owned(Value::Text(s))
+}
+
+fn uuid(u: Uuid) -> Param<'static> {
+    ToSqlOutput::Owned(Value::Blob(u.as_bytes().to_vec()))
+}
+
+fn int(i: i64) -> Param<'static> {
+    ToSqlOutput::Owned(Value::Integer(i))
+}
+
+/// `INSERT INTO {head} VALUES (?, ...), ...`: `rows` rows of `cols` placeholders.
+fn multi_row(head: &str, rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    let mut sql = String::with_capacity(head.len() + 20 + rows * (row.len() + 2));
+    sql.push_str("INSERT INTO ");
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    sql
+}
+
+/// Alerts with a source id, folded per (tenant, source, source id) as on PostgreSQL: one
+/// multi-row upsert per 400 keys (25 values each, under SQLite's 32,766).
+fn write_keyed(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    keyed: &[usize],
+    outcomes: &mut [Option<IngestOutcome>],
+    seen_at: &mut [Option<DateTime<Utc>>],
+) -> StoreResult<()> {
+    let groups = fold_by_source_id(batch, keyed);
+    let now = bulwark_core::time::now();
+    let now_text = ts(now);
+    for chunk in groups.chunks(400) {
+        let mut ids: Vec<(Uuid, DateTime<Utc>)> = Vec::with_capacity(chunk.len());
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 25);
+        for g in chunk {
+            let first = &batch[g[0]];
+            let n = &first.alert;
+            let latest = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+            let id = Uuid::now_v7();
+            // first_seen is the id's millisecond (see `alerts::window_ids`).
+            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+            ids.push((id, seen));
+            let seen = ts(seen);
+            values.extend([
+                uuid(id),
+                uuid(first.tenant_id.0),
+                text(n.source.as_str()),
+                opt_text(n.source_id.as_deref()),
+                ToSqlOutput::Borrowed(ValueRef::Blob(&fps[g[0]])),
+                text(&n.title),
+                text(n.severity.as_str()),
+                opt_text(n.severity_original.as_deref()),
+                opt_text(n.rule_name.as_deref()),
+                opt_text(n.rule_id.as_deref()),
+                n.event_time
+                    .map_or(ToSqlOutput::Owned(Value::Null), |t| owned(ts(t))),
+                n.source_ip
+                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+                n.dest_ip
+                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+                opt_text(n.hostname.as_deref()),
+                opt_text(n.username.as_deref()),
+                owned(json(n)?),
+                text(&first.raw),
+                opt_text(latest.map(|a| a.raw.as_str())),
+                int(g.len() as i64 - 1),
+                owned(seen.clone()),
+                owned(seen),
+                text(&now_text),
+                text(&now_text),
+                opt_text(n.description.as_deref()),
+                owned(json(&n.tags)?),
+            ]);
+        }
+        let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
+        // A key already stored absorbs all of this batch's copies as duplicates.
+        sql.push_str(
+            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
+             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
+             last_seen = excluded.last_seen, \
+             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
+             updated_at = excluded.updated_at \
+             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params_from_iter(values.iter()), |r| {
+                Ok(KeyedHit {
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    source: r.get(2)?,
+                    source_id: r.get(3)?,
+                    duplicate_count: r.get(4)?,
+                    title: r.get(5)?,
+                    severity: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        keyed_outcomes(batch, chunk, &ids, rows, outcomes, seen_at)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Stores the batch's alerts: those without a source id one by one ([`write_alert`]),
+    /// the others by multi-row upserts ([`write_keyed`]).
+    pub(crate) async fn write_alerts(
+        tx: &mut Transaction<'static, Sqlite>,
+        batch: &[IncomingAlert],
+        fps: &[[u8; 32]],
+        window: chrono::Duration,
+    ) -> StoreResult<(Vec<IngestOutcome>, Vec<Option<DateTime<Utc>>>)> {
+        let locked = Locked::new(tx).await?;
+        let conn = locked.conn();
+        let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+        let mut seen_at: Vec<Option<DateTime<Utc>>> = vec![None; batch.len()];
+        let mut keyed = Vec::with_capacity(batch.len());
+        for (i, (a, fp)) in batch.iter().zip(fps).enumerate() {
+            if a.alert.source_id.is_some() {
+                keyed.push(i);
+                continue;
+            }
+            let (o, seen) = write_alert(conn, a, fp, window)?;
+            outcomes[i] = Some(o);
+            seen_at[i] = seen;
+        }
+        write_keyed(conn, batch, fps, &keyed, &mut outcomes, &mut seen_at)?;
+        drop(locked);
+        Ok((outcomes.into_iter().flatten().collect(), seen_at))
+    }
+
+    /// Upserts the batch's observables with their sighting counts (250 per statement, 9
+    /// values each); returns their ids and those claimed for enrichment (see `ingest`:
+    /// `enrich_after` becomes `claim`).
+    pub(crate) async fn upsert_observables(
+        tx: &mut Transaction<'static, Sqlite>,
+        counts: &[Sightings<'_>],
+        enriching: &HashSet<TenantId>,
+        now: DateTime<Utc>,
+        claim: DateTime<Utc>,
+    ) -> StoreResult<(ObservableIds, Vec<Uuid>)> {
+        let mut ids = ObservableIds::with_capacity(counts.len());
+        let mut to_enrich = Vec::new();
+        if counts.is_empty() {
+            return Ok((ids, to_enrich));
+        }
+        let locked = Locked::new(tx).await?;
+        let conn = locked.conn();
+        let (now, claim) = (ts(now), ts(claim));
+        for chunk in counts.chunks(250) {
+            let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 9);
+            for ((tenant, kind, value), (private, n)) in chunk {
+                let wanted = !*private && enriching.contains(tenant);
+                values.extend([
+                    uuid(Uuid::now_v7()),
+                    uuid(tenant.0),
+                    text(kind),
+                    text(value),
+                    int(i64::from(*private)),
+                    text(&now),
+                    text(&now),
+                    int(*n),
+                    opt_text(wanted.then_some(claim.as_str())),
+                ]);
+            }
+            let mut sql = multi_row(
+                "observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, enrich_after)",
+                chunk.len(),
+                9,
+            );
+            sql.push_str(
+                " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
+                 sightings = observables.sightings + excluded.sightings, \
+                 enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
+                 OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
+                 ELSE observables.enrich_after END \
+                 RETURNING id, tenant_id, kind, value, enrich_after",
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query(params_from_iter(values.iter()))?;
+            while let Some(r) = rows.next()? {
+                let id: Uuid = r.get(0)?;
+                let enrich_after: Option<String> = r.get(4)?;
+                if enrich_after.as_deref() == Some(claim.as_str()) {
+                    to_enrich.push(id);
+                }
+                ids.insert((TenantId(r.get(1)?), r.get(2)?, r.get(3)?), id);
+            }
+        }
+        drop(locked);
+        Ok((ids, to_enrich))
+    }
+
+    /// Links the new alerts to their observables (alert id, observable id), 1,000 per statement.
+    pub(crate) async fn link_observables(
+        tx: &mut Transaction<'static, Sqlite>,
+        links: &[(Uuid, Uuid)],
+    ) -> StoreResult<()> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let locked = Locked::new(tx).await?;
+        let conn = locked.conn();
+        for chunk in links.chunks(1000) {
+            let mut sql = multi_row(
+                "alert_observables (alert_id, observable_id)",
+                chunk.len(),
+                2,
+            );
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let values = chunk.iter().flat_map(|(a, o)| [uuid(*a), uuid(*o)]);
+            conn.prepare(&sql)?.execute(params_from_iter(values))?;
+        }
+        drop(locked);
+        Ok(())
+    }
+}
