@@ -31,14 +31,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        // The writer keeps more pages cached (index pages of growing tables) and checkpoints
+        // The writer keeps more pages cached (16 MB: index pages of growing tables; 32 MB left
+        // RSS 152.8 MB after 1M alerts, over the 150 MB target, for no measurable gain) and checkpoints
         // the WAL every 32 MB instead of every 4 MB: pages rewritten between checkpoints
         // (index and chain-head pages) are copied into the database once, not every time.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 opts.clone()
-                    .pragma("cache_size", "-32768")
+                    .pragma("cache_size", "-16384")
                     .pragma("wal_autocheckpoint", "8192"),
             )
             .await?;
