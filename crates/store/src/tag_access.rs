@@ -162,6 +162,9 @@ pub(crate) fn resolve(
 }
 
 /// Appends the tenant scope and the tag rules for alerts (the table must be named `alerts`).
+/// The dashboard's per-tag-set roll-up (`alert_hourly_tags`) is read under that name too: it
+/// holds the alerts' `tenant_id` and `tags` values as they are, so this one predicate decides
+/// for both, with the same untagged behaviour and the same fail-closed handling.
 /// `tag_values` is the backend's "each tag of alerts.tags" expression, ending with the
 /// element column: `json_each(alerts.tags) t WHERE t.value` or
 /// `jsonb_array_elements_text(alerts.tags) t WHERE t`.
