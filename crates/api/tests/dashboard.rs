@@ -336,7 +336,7 @@ async fn tag_rules_apply_to_every_number() {
         },
     )
     .await;
-    alert(
+    let secret = alert(
         &app,
         acme,
         2,
@@ -412,6 +412,36 @@ async fn tag_rules_apply_to_every_number() {
     assert_eq!(r.body["total"], 3);
     assert_eq!(r.body["mtta"]["samples"], 2);
     assert_eq!(r.body["mttr"]["samples"], 2);
+
+    // RANGE is whole hours: the viewer's numbers above came from the per-tag-set roll-up.
+    // Retagging the hidden alert through the API shows it to the viewer, and only it.
+    let r = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/alerts/{secret}"),
+            Some(&tenant_admin),
+            Some(json!({"tags": ["soc", "reviewed"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = stats(&app, &viewer, RANGE).await;
+    let b = &r.body;
+    assert_eq!(b["total"], 2, "{b}");
+    assert_eq!(b["by_severity"]["critical"], 1);
+    assert_eq!(b["by_severity"]["low"], 0);
+    assert_eq!(b["mttr"]["samples"], 2);
+    assert_eq!(
+        series(&r).iter().map(|p| p.1).collect::<Vec<_>>(),
+        [1, 1, 0]
+    );
+    // The same range with unaligned ends (partial hours counted from the alerts) agrees.
+    let r = stats(
+        &app,
+        &viewer,
+        "?since=2020-01-01T00:00:01Z&until=2020-01-03T23:59:59Z",
+    )
+    .await;
+    assert_eq!(r.body["total"], 2, "{}", r.body);
 }
 
 #[tokio::test]

@@ -200,8 +200,18 @@ pub(crate) async fn console(url: String, iterations: u32) -> anyhow::Result<Stri
             "admin",
         ),
         (
+            "dashboard, 24 h".into(),
+            "/dashboard?range=24h".into(),
+            "analyst",
+        ),
+        (
             "dashboard, 7 days".into(),
             "/dashboard?range=7d".into(),
+            "analyst",
+        ),
+        (
+            "dashboard, 30 days".into(),
+            "/dashboard?range=30d".into(),
             "analyst",
         ),
         ("runs".into(), "/runs".into(), "admin"),

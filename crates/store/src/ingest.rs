@@ -514,18 +514,25 @@ macro_rules! impl_ingest {
             use bulwark_audit::EventType;
             use bulwark_core::TenantId;
             use uuid::Uuid;
+            use sqlx::types::Json;
 
             impl $store {
-                /// The dashboard roll-up (`alert_hourly`): the batch's new alerts counted per
-                /// (hour of first_seen, tenant, source) by severity and as status `new`, in one
-                /// upsert with its keys sorted (the lock order on PostgreSQL). Duplicates change
-                /// none of its numbers; later changes are applied by the table's triggers.
+                /// The dashboard roll-ups: the batch's new alerts counted per (hour of
+                /// first_seen, tenant, source) in `alert_hourly`, and per (tenant, hour,
+                /// source, tag set) in `alert_hourly_tags` (migration 0021), by severity and as
+                /// status `new`: one upsert per table with its keys sorted (the lock order on
+                /// PostgreSQL; `alert_hourly` first, as the triggers take them). Duplicates
+                /// change none of their numbers; later changes are applied by the triggers.
                 async fn add_to_hourly(
                     tx: &mut sqlx::Transaction<'static, $db>,
                     batch: &[IncomingAlert],
                     seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
                 ) -> StoreResult<()> {
                     let mut rows: std::collections::BTreeMap<(i64, Uuid, &'static str), [i64; 5]> =
+                        Default::default();
+                    // Keyed by the tags as the alert row stores them (`Json(&n.tags)`, the
+                    // same encoding): the tag rules read both the same way.
+                    let mut tagged: std::collections::BTreeMap<(Uuid, i64, &'static str, &[String]), [i64; 5]> =
                         Default::default();
                     for (a, seen) in batch.iter().zip(seen_at) {
                         let Some(seen) = seen else { continue };
@@ -537,8 +544,10 @@ macro_rules! impl_ingest {
                             Severity::Low => 3,
                             Severity::Info => 4,
                         };
-                        let key = ($crate::dashboard::hour_index(*seen), a.tenant_id.0, a.alert.source.as_str());
-                        rows.entry(key).or_default()[sev] += 1;
+                        let hour = $crate::dashboard::hour_index(*seen);
+                        let source = a.alert.source.as_str();
+                        rows.entry((hour, a.tenant_id.0, source)).or_default()[sev] += 1;
+                        tagged.entry((a.tenant_id.0, hour, source, a.alert.tags.as_slice())).or_default()[sev] += 1;
                     }
                     let rows: Vec<_> = rows.into_iter().collect();
                     for chunk in rows.chunks(1000) {
@@ -561,6 +570,33 @@ macro_rules! impl_ingest {
                              sev_low = alert_hourly.sev_low + excluded.sev_low, \
                              sev_info = alert_hourly.sev_info + excluded.sev_info, \
                              st_new = alert_hourly.st_new + excluded.st_new",
+                        );
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    let tagged: Vec<_> = tagged.into_iter().collect();
+                    for chunk in tagged.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO alert_hourly_tags (tenant_id, hour, source, tags, sev_critical, \
+                             sev_high, sev_medium, sev_low, sev_info, st_new) ",
+                        );
+                        qb.push_values(chunk, |mut b, ((tenant, hour, source, tags), sev)| {
+                            b.push_bind(*tenant)
+                                .push_bind(*hour)
+                                .push_bind(*source)
+                                .push_bind(Json(*tags));
+                            for n in sev {
+                                b.push_bind(*n);
+                            }
+                            b.push_bind(sev.iter().sum::<i64>());
+                        });
+                        qb.push(
+                            " ON CONFLICT (tenant_id, hour, source, tags) DO UPDATE SET \
+                             sev_critical = alert_hourly_tags.sev_critical + excluded.sev_critical, \
+                             sev_high = alert_hourly_tags.sev_high + excluded.sev_high, \
+                             sev_medium = alert_hourly_tags.sev_medium + excluded.sev_medium, \
+                             sev_low = alert_hourly_tags.sev_low + excluded.sev_low, \
+                             sev_info = alert_hourly_tags.sev_info + excluded.sev_info, \
+                             st_new = alert_hourly_tags.st_new + excluded.st_new",
                         );
                         qb.build().execute(&mut **tx).await?;
                     }

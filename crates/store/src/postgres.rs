@@ -166,6 +166,8 @@ impl PgStore {
     pub(crate) const ROW_LOCK: &'static str = " FOR UPDATE";
     pub(crate) const ALERT_TAG_VALUES: &'static str =
         "jsonb_array_elements_text(alerts.tags) t WHERE t";
+    /// `alerts.tenant_id` in a condition that must not choose the index (PostgreSQL plans from its statistics).
+    pub(crate) const ALERT_TENANT_NO_INDEX: &'static str = "alerts.tenant_id";
     /// Each tag of `observables.tags`, like `ALERT_TAG_VALUES`.
     pub(crate) const OBSERVABLE_TAG_VALUES: &'static str =
         "jsonb_array_elements_text(observables.tags) t WHERE t";

@@ -124,6 +124,8 @@ impl SqliteStore {
     /// Appended to a SELECT that reads rows about to be changed.
     pub(crate) const ROW_LOCK: &'static str = "";
     pub(crate) const ALERT_TAG_VALUES: &'static str = "json_each(alerts.tags) t WHERE t.value";
+    /// `alerts.tenant_id` in a condition that must not choose the index (unary plus: SQLite then plans no index on it).
+    pub(crate) const ALERT_TENANT_NO_INDEX: &'static str = "+alerts.tenant_id";
     /// Each tag of `observables.tags`, like `ALERT_TAG_VALUES`.
     pub(crate) const OBSERVABLE_TAG_VALUES: &'static str =
         "json_each(observables.tags) t WHERE t.value";

@@ -162,6 +162,9 @@ pub(crate) fn resolve(
 }
 
 /// Appends the tenant scope and the tag rules for alerts (the table must be named `alerts`).
+/// The dashboard's per-tag-set roll-up (`alert_hourly_tags`) is read under that name too: it
+/// holds the alerts' `tenant_id` and `tags` values as they are, so this one predicate decides
+/// for both, with the same untagged behaviour and the same fail-closed handling.
 /// `tag_values` is the backend's "each tag of alerts.tags" expression, ending with the
 /// element column: `json_each(alerts.tags) t WHERE t.value` or
 /// `jsonb_array_elements_text(alerts.tags) t WHERE t`.
@@ -175,21 +178,39 @@ pub(crate) fn push_alert_access<DB>(
     for<'a> Uuid: Encode<'a, DB> + Type<DB>,
     for<'a> String: Encode<'a, DB> + Type<DB>,
 {
-    crate::scope_sql::push_scope(qb, "alerts.tenant_id", &access.scope);
+    push_alert_access_on(qb, "alerts.tenant_id", access, vis, tag_values);
+}
+
+/// [`push_alert_access`] with the tenant column written as `tenant` (`alerts.tenant_id`, or an
+/// expression of it the SQLite planner will not pick an index for, `+alerts.tenant_id`, where
+/// another index is known to be the better one); the conditions are the same.
+pub(crate) fn push_alert_access_on<DB>(
+    qb: &mut QueryBuilder<DB>,
+    tenant: &str,
+    access: &AlertAccess,
+    vis: &Visibility,
+    tag_values: &str,
+) where
+    DB: Database,
+    for<'a> Uuid: Encode<'a, DB> + Type<DB>,
+    for<'a> String: Encode<'a, DB> + Type<DB>,
+{
+    crate::scope_sql::push_scope(qb, tenant, &access.scope);
     if vis.restricted.is_empty() {
         return;
     }
-    qb.push(" AND (alerts.tenant_id NOT IN (");
+    qb.push(format_args!(" AND ({tenant} NOT IN ("));
     let mut sep = qb.separated(", ");
     for t in vis.restricted.keys() {
         sep.push_bind(t.0);
     }
     qb.push(")");
+    let tenant_col = tenant;
     for (tenant, r) in &vis.restricted {
         if r.tags.is_empty() && !r.untagged {
             continue;
         }
-        qb.push(" OR (alerts.tenant_id = ")
+        qb.push(format_args!(" OR ({tenant_col} = "))
             .push_bind(tenant.0)
             .push(" AND (");
         let mut first = true;
