@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod memory;
 pub mod playbook_cmd;
 pub mod server;
 pub mod worker;

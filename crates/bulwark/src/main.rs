@@ -98,6 +98,7 @@ fn init_logging(config: &Config) {
 }
 
 fn main() -> std::process::ExitCode {
+    bulwark::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     if let Some(Command::Playbook(PlaybookCmd::Validate { files })) = &cli.command {
         let (report, ok) = bulwark::playbook_cmd::validate_files(files);
