@@ -239,6 +239,29 @@ pub(crate) const ALERT_INSERT_COLUMNS: &str = "id, tenant_id, source, source_id,
      normalized, raw_payload, latest_payload, duplicate_count, first_seen, last_seen, created_at, updated_at, \
      description, tags";
 
+/// Follows the multi-row alert insert (both backends): a key already stored absorbs all of the
+/// batch's copies as duplicates; returns what [`KeyedHit`] reads.
+pub(crate) const ALERT_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL \
+     DO UPDATE SET duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
+     last_seen = excluded.last_seen, \
+     latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
+     updated_at = excluded.updated_at \
+     RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity";
+
+/// The columns of the multi-row observable insert, in bind order (9 per row).
+pub(crate) const OBSERVABLE_INSERT_COLUMNS: &str =
+    "id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, enrich_after";
+
+/// Follows the multi-row observable insert (both backends): sightings added, `enrich_after`
+/// claimed when it is offered and the stored one is unset or due.
+pub(crate) const OBSERVABLE_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET \
+     last_seen = excluded.last_seen, \
+     sightings = observables.sightings + excluded.sightings, \
+     enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
+     OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
+     ELSE observables.enrich_after END \
+     RETURNING id, tenant_id, kind, value, enrich_after";
+
 /// The statements of an ingest batch that write many rows, as multi-row statements through
 /// sqlx (PostgreSQL: one round trip each). SQLite has its own (`sqlite_ingest`).
 macro_rules! impl_ingest_sqlx_writes {
@@ -416,14 +439,7 @@ macro_rules! impl_ingest_sqlx_writes {
                                 .push_bind(Json(n.tags.clone()));
                         });
                         // A key already stored absorbs all of this batch's copies as duplicates.
-                        qb.push(
-                            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
-                             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
-                             last_seen = excluded.last_seen, \
-                             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
-                             updated_at = excluded.updated_at \
-                             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
-                        );
+                        qb.push($crate::ingest::ALERT_UPSERT_TAIL);
                         let rows: Vec<KeyedHit> = qb.build_query_as().fetch_all(&mut **tx).await?;
                         $crate::ingest::keyed_outcomes(batch, chunk, &ids, rows, &mut outcomes, &mut seen_at)?;
                     }
@@ -444,10 +460,10 @@ macro_rules! impl_ingest_sqlx_writes {
                     // 9 parameters per row; keys are unique within a statement (as PostgreSQL's
                     // ON CONFLICT DO UPDATE requires).
                     for chunk in counts.chunks(250) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, \
-                             enrich_after) ",
-                        );
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO observables ({}) ",
+                            $crate::ingest::OBSERVABLE_INSERT_COLUMNS
+                        ));
                         qb.push_values(chunk, |mut b, ((tenant, kind, value), (private, n))| {
                             let wanted = !*private && enriching.contains(tenant);
                             b.push_bind(Uuid::now_v7())
@@ -460,14 +476,7 @@ macro_rules! impl_ingest_sqlx_writes {
                                 .push_bind(*n)
                                 .push_bind(wanted.then_some(claim));
                         });
-                        qb.push(
-                            " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
-                             sightings = observables.sightings + excluded.sightings, \
-                             enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
-                             OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
-                             ELSE observables.enrich_after END \
-                             RETURNING id, tenant_id, kind, value, enrich_after",
-                        );
+                        qb.push($crate::ingest::OBSERVABLE_UPSERT_TAIL);
                         let rows: Vec<(Uuid, Uuid, String, String, Option<chrono::DateTime<chrono::Utc>>)> =
                             qb.build_query_as().fetch_all(&mut **tx).await?;
                         for (id, tenant, kind, value, enrich_after) in rows {

@@ -19,8 +19,9 @@
 
 use crate::StoreResult;
 use crate::ingest::{
-    ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, KeyedHit, ObservableIds, Sightings,
-    fold_by_source_id, keyed_outcomes,
+    ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, IncomingAlert, IngestOutcome, KeyedHit,
+    OBSERVABLE_INSERT_COLUMNS, OBSERVABLE_UPSERT_TAIL, ObservableIds, Sightings, fold_by_source_id,
+    keyed_outcomes,
 };
 use crate::sqlite::SqliteStore;
 use bulwark_core::TenantId;
@@ -262,15 +263,7 @@ fn write_keyed(
             ]);
         }
         let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
-        // A key already stored absorbs all of this batch's copies as duplicates.
-        sql.push_str(
-            " ON CONFLICT (tenant_id, source, source_id) WHERE source_id IS NOT NULL DO UPDATE SET \
-             duplicate_count = alerts.duplicate_count + excluded.duplicate_count + 1, \
-             last_seen = excluded.last_seen, \
-             latest_payload = COALESCE(excluded.latest_payload, excluded.raw_payload), \
-             updated_at = excluded.updated_at \
-             RETURNING id, tenant_id, source, source_id, duplicate_count, title, severity",
-        );
+        sql.push_str(ALERT_UPSERT_TAIL);
         let mut stmt = conn.prepare(&sql)?;
         let rows = stmt
             .query_map(params_from_iter(values.iter()), |r| {
@@ -353,18 +346,11 @@ impl SqliteStore {
                 ]);
             }
             let mut sql = multi_row(
-                "observables (id, tenant_id, kind, value, is_private, first_seen, last_seen, sightings, enrich_after)",
+                &format!("observables ({OBSERVABLE_INSERT_COLUMNS})"),
                 chunk.len(),
                 9,
             );
-            sql.push_str(
-                " ON CONFLICT (tenant_id, kind, value) DO UPDATE SET last_seen = excluded.last_seen, \
-                 sightings = observables.sightings + excluded.sightings, \
-                 enrich_after = CASE WHEN excluded.enrich_after IS NOT NULL AND (observables.enrich_after IS NULL \
-                 OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
-                 ELSE observables.enrich_after END \
-                 RETURNING id, tenant_id, kind, value, enrich_after",
-            );
+            sql.push_str(OBSERVABLE_UPSERT_TAIL);
             let mut stmt = conn.prepare(&sql)?;
             let mut rows = stmt.query(params_from_iter(values.iter()))?;
             while let Some(r) = rows.next()? {
