@@ -1119,6 +1119,49 @@ mod rollup {
             .unwrap_or_else(|e| panic!("{q}: {e}"));
     }
 
+    /// The restricted analyst's whole hours find the tenant's tag sets by walking the tag-set
+    /// index while the tenant has at most `TAG_SET_WALK_CAP` of them, and from the range's
+    /// roll-up rows beyond: exact on both sides of the cap, for every `untagged` policy.
+    #[tokio::test]
+    async fn the_rollup_per_tag_set_is_exact_on_both_sides_of_the_walk_cap() {
+        use bulwark_store::dashboard::TAG_SET_WALK_CAP;
+        let db = fresh().await;
+        let s = &db.store;
+        let tenants = [tenant(s, "acme").await, tenant(s, "globex").await];
+        let cap = usize::try_from(TAG_SET_WALK_CAP).expect("cap");
+        // Distinct tag sets per alert (one in ten untagged): allowed, hidden, mixed.
+        let payload = |n: usize| {
+            let tags: Vec<String> = match n % 10 {
+                0 => vec![],
+                1 | 4 | 7 => vec!["soc".into(), format!("t{n}")],
+                2 | 5 => vec![format!("t{n}")],
+                _ => vec![format!("t{n}"), "zz".into()],
+            };
+            let severity = ["critical", "high", "low"][n % 3];
+            json!({"title": format!("tagged {n}"), "severity": severity,
+                   "source_id": format!("ts-{n}"), "tags": tags})
+        };
+        let ingest = |range: std::ops::Range<usize>| {
+            range
+                .map(|n| incoming(tenants[0], Source::Generic, payload(n)))
+                .collect::<Vec<_>>()
+        };
+        // The other tenant's alerts are not restricted.
+        let other: Vec<IncomingAlert> = (0..5)
+            .map(|n| incoming(tenants[1], Source::Generic, generic(n, "high")))
+            .collect();
+        s.ingest(&other, DAY).await.expect("ingest other");
+        // Under the cap: the walk.
+        let below = cap - 40;
+        s.ingest(&ingest(0..below), DAY).await.expect("ingest");
+        check(s, &db.url, &tenants, "tag sets under the walk cap").await;
+        // Over it: the range's rows.
+        s.ingest(&ingest(below..cap + 60), DAY)
+            .await
+            .expect("ingest more");
+        check(s, &db.url, &tenants, "tag sets over the walk cap").await;
+    }
+
     #[tokio::test]
     async fn the_rollup_matches_exact_counts_through_ingest_triage_and_deletes() {
         let db = fresh().await;
