@@ -50,8 +50,16 @@ impl PgStore {
         })
     }
 
+    /// Write transactions go back to PostgreSQL's default plan caching (`auto`): their
+    /// statements are keyed writes, and the ingest's multi-row inserts (up to 10,000
+    /// parameters) re-planned on every execution under `force_custom_plan` (see `connect`)
+    /// cost PostgreSQL ingestion 30-40% (`bulwark-bench store-ingest`, docs/benchmarks.md).
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.writer.begin().await
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("SET LOCAL plan_cache_mode = auto")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// Tells every node's workers, at `tx`'s commit, that jobs became ready.
@@ -220,6 +228,14 @@ mod tests {
             assert_eq!(mode, "force_custom_plan");
         }
         drop(conns);
+        // Write transactions plan as PostgreSQL does by default (see `begin_write`).
+        let mut tx = store.begin_write().await.expect("begin");
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("show");
+        assert_eq!(mode, "auto");
+        tx.rollback().await.expect("rollback");
         store.writer.close().await;
     }
 }
