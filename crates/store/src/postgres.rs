@@ -32,7 +32,8 @@ impl PgStore {
         // on 36,793 alerts were collected by reading every sighting (172 expected) instead of
         // walking the tenant's newest incidents, 0.2-0.6 s instead of a few ms, on whichever
         // connection had switched (docs/benchmarks.md, "PostgreSQL console tails at 1M").
-        // Planning every time costs well under a millisecond for these statements.
+        // Planning every time costs well under a millisecond for these reads; write
+        // transactions go back to `auto` (`begin_write`).
         let opts = PgConnectOptions::from_str(url)?
             .application_name("bulwark")
             .options([("plan_cache_mode", "force_custom_plan")]);
