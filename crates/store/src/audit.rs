@@ -136,6 +136,18 @@ pub(crate) fn to_i64(seq: u64) -> StoreResult<i64> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt("audit sequence overflow".into()))
 }
 
+/// Creates a tenant's chain head at genesis when it has none (bind: tenant, genesis hash).
+pub(crate) const AUDIT_HEAD_INIT: &str = "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
+     ON CONFLICT (tenant_id) DO NOTHING";
+/// Reads a tenant's chain head (PostgreSQL appends ` FOR UPDATE`).
+pub(crate) const AUDIT_HEAD_READ: &str = "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1";
+/// Moves a tenant's chain head (bind: seq, hash, tenant).
+pub(crate) const AUDIT_HEAD_WRITE: &str =
+    "UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3";
+/// `audit_log`'s columns in bind order (10 per row).
+pub(crate) const AUDIT_LOG_INSERT: &str = "audit_log (tenant_id, seq, ts, event_type, actor_kind, actor_id, \
+     target_kind, target_id, record, hash)";
+
 macro_rules! impl_audit {
     ($store:ident, $db:ty, $for_update:literal) => {
         mod audit_impl {
@@ -171,18 +183,16 @@ macro_rules! impl_audit {
                         return Ok(());
                     }
                     let genesis = bulwark_audit::genesis_hash(tenant.0);
-                    sqlx::query(
-                        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
-                         ON CONFLICT (tenant_id) DO NOTHING",
-                    )
+                    sqlx::query($crate::audit::AUDIT_HEAD_INIT)
                     .bind(tenant.0)
                     .bind(genesis.0.to_vec())
                     .execute(&mut **tx)
                     .await?;
-                    let (seq, hash): (i64, Vec<u8>) = sqlx::query_as(concat!(
-                        "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1",
+                    let (seq, hash): (i64, Vec<u8>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "{}{}",
+                        $crate::audit::AUDIT_HEAD_READ,
                         $for_update
-                    ))
+                    )))
                     .bind(tenant.0)
                     .fetch_one(&mut **tx)
                     .await?;
@@ -196,10 +206,10 @@ macro_rules! impl_audit {
                     }
                     // 10 parameters per row; 500 rows stay far below both backends' limits.
                     for chunk in rows.chunks(500) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO audit_log (tenant_id, seq, ts, event_type, actor_kind, actor_id, \
-                             target_kind, target_id, record, hash) ",
-                        );
+                        let mut qb = QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO {} ",
+                            $crate::audit::AUDIT_LOG_INSERT
+                        ));
                         let mut err = None;
                         qb.push_values(chunk, |mut b, a| {
                             let r = &a.record;
@@ -226,7 +236,7 @@ macro_rules! impl_audit {
                         }
                         qb.build().execute(&mut **tx).await?;
                     }
-                    sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
+                    sqlx::query($crate::audit::AUDIT_HEAD_WRITE)
                         .bind(to_i64(head.seq)?)
                         .bind(head.hash.0.to_vec())
                         .bind(tenant.0)

@@ -262,6 +262,140 @@ pub(crate) const OBSERVABLE_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, kind, 
      ELSE observables.enrich_after END \
      RETURNING id, tenant_id, kind, value, enrich_after";
 
+/// `alert_hourly`'s columns in bind order, and the upsert that adds a batch's counts.
+pub(crate) const HOURLY_INSERT: &str = "alert_hourly (hour, tenant_id, source, sev_critical, sev_high, \
+     sev_medium, sev_low, sev_info, st_new)";
+pub(crate) const HOURLY_UPSERT_TAIL: &str = " ON CONFLICT (hour, tenant_id, source) DO UPDATE SET \
+     sev_critical = alert_hourly.sev_critical + excluded.sev_critical, \
+     sev_high = alert_hourly.sev_high + excluded.sev_high, \
+     sev_medium = alert_hourly.sev_medium + excluded.sev_medium, \
+     sev_low = alert_hourly.sev_low + excluded.sev_low, \
+     sev_info = alert_hourly.sev_info + excluded.sev_info, \
+     st_new = alert_hourly.st_new + excluded.st_new";
+
+/// `alert_hourly_tags`'s columns in bind order, and the upsert that adds a batch's counts.
+pub(crate) const HOURLY_TAGS_INSERT: &str = "alert_hourly_tags (tenant_id, hour, source, tags, sev_critical, \
+     sev_high, sev_medium, sev_low, sev_info, st_new)";
+pub(crate) const HOURLY_TAGS_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, hour, source, tags) DO UPDATE SET \
+     sev_critical = alert_hourly_tags.sev_critical + excluded.sev_critical, \
+     sev_high = alert_hourly_tags.sev_high + excluded.sev_high, \
+     sev_medium = alert_hourly_tags.sev_medium + excluded.sev_medium, \
+     sev_low = alert_hourly_tags.sev_low + excluded.sev_low, \
+     sev_info = alert_hourly_tags.sev_info + excluded.sev_info, \
+     st_new = alert_hourly_tags.st_new + excluded.st_new";
+
+/// A batch's new alerts counted for the dashboard roll-ups, by severity (critical first), each
+/// list sorted by key (the lock order on PostgreSQL).
+pub(crate) struct HourlyCounts<'a> {
+    /// Per (hour of first_seen, tenant, source): `alert_hourly`.
+    pub per_source: Vec<(SourceHour, [i64; 5])>,
+    /// Per (tenant, hour, source, tag set): `alert_hourly_tags` (migration 0021). The tags
+    /// are bound as the alert row stores them (JSON text), so the tag rules read both alike.
+    pub per_tag_set: Vec<(TagSetHour<'a>, [i64; 5])>,
+}
+
+/// An `alert_hourly` key: (hour index, tenant, source).
+pub(crate) type SourceHour = (i64, Uuid, &'static str);
+/// An `alert_hourly_tags` key: (tenant, hour index, source, tags).
+pub(crate) type TagSetHour<'a> = (Uuid, i64, &'static str, &'a [String]);
+
+/// Outcomes in batch order, and the first_seen of each alert stored new.
+pub(crate) type AlertsWritten = (Vec<IngestOutcome>, Vec<Option<DateTime<Utc>>>);
+
+/// Counts the alerts of `batch` stored new (`seen_at` holds their first_seen). Duplicates
+/// change none of the roll-ups' numbers; later changes are applied by triggers.
+pub(crate) fn hourly_counts<'a>(
+    batch: &'a [IncomingAlert],
+    seen_at: &[Option<DateTime<Utc>>],
+) -> HourlyCounts<'a> {
+    use bulwark_normalize::Severity;
+    let mut per_source: std::collections::BTreeMap<SourceHour, [i64; 5]> = Default::default();
+    let mut per_tag_set: std::collections::BTreeMap<TagSetHour<'a>, [i64; 5]> = Default::default();
+    for (a, seen) in batch.iter().zip(seen_at) {
+        let Some(seen) = seen else { continue };
+        let sev = match a.alert.severity {
+            Severity::Critical => 0,
+            Severity::High => 1,
+            Severity::Medium => 2,
+            Severity::Low => 3,
+            Severity::Info => 4,
+        };
+        let hour = crate::dashboard::hour_index(*seen);
+        let source = a.alert.source.as_str();
+        per_source.entry((hour, a.tenant_id.0, source)).or_default()[sev] += 1;
+        per_tag_set
+            .entry((a.tenant_id.0, hour, source, a.alert.tags.as_slice()))
+            .or_default()[sev] += 1;
+    }
+    HourlyCounts {
+        per_source: per_source.into_iter().collect(),
+        per_tag_set: per_tag_set.into_iter().collect(),
+    }
+}
+
+/// A batch's new alerts with their outcomes.
+pub(crate) type NewAlerts<'a> = [(&'a IncomingAlert, &'a IngestOutcome)];
+
+/// Sightings per observable in a batch: one per new alert carrying it, sorted by (tenant,
+/// kind, value), the lock order on PostgreSQL.
+pub(crate) fn batch_sightings<'a>(new: &NewAlerts<'a>) -> Vec<Sightings<'a>> {
+    let mut counts: std::collections::BTreeMap<(TenantId, &'a str, &'a str), (bool, i64)> =
+        Default::default();
+    for (a, _) in new {
+        for ind in &a.alert.indicators {
+            counts
+                .entry((a.tenant_id, ind.kind.as_str(), ind.value.as_str()))
+                .or_insert((ind.private, 0))
+                .1 += 1;
+        }
+    }
+    counts.into_iter().collect()
+}
+
+/// (alert id, observable id) for every indicator of the new alerts.
+pub(crate) fn observable_links(new: &NewAlerts<'_>, ids: &ObservableIds) -> Vec<(Uuid, Uuid)> {
+    let mut links = Vec::new();
+    for (a, o) in new {
+        for ind in &a.alert.indicators {
+            let key = (
+                a.tenant_id,
+                ind.kind.as_str().to_string(),
+                ind.value.clone(),
+            );
+            if let Some(id) = ids.get(&key) {
+                links.push((o.alert_id, *id));
+            }
+        }
+    }
+    links
+}
+
+/// The audit records of the new alerts, per tenant (one chain append per tenant per batch).
+pub(crate) fn ingest_audit_records(
+    new: &NewAlerts<'_>,
+) -> crate::StoreResult<std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>>> {
+    let mut per_tenant: std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>> =
+        Default::default();
+    for (a, o) in new {
+        let n = &a.alert;
+        let rec = crate::audit::record(
+            &a.actor,
+            bulwark_audit::EventType::AlertIngested,
+            "alert",
+            Some(o.alert_id.to_string()),
+            None,
+            Some(serde_json::json!({
+                "source": n.source.as_str(),
+                "source_id": n.source_id,
+                "title": n.title,
+                "severity": n.severity.as_str(),
+            })),
+        )?;
+        per_tenant.entry(a.tenant_id).or_default().push(rec);
+    }
+    Ok(per_tenant)
+}
+
 /// The statements of an ingest batch that write many rows, as multi-row statements through
 /// sqlx (PostgreSQL: one round trip each). SQLite has its own (`sqlite_ingest`).
 macro_rules! impl_ingest_sqlx_writes {
@@ -507,6 +641,105 @@ macro_rules! impl_ingest_sqlx_writes {
 
                     Ok(())
                 }
+
+                /// The dashboard roll-ups of the batch's new alerts (see `hourly_counts`):
+                /// `alert_hourly` first, as the triggers take them.
+                async fn add_to_hourly(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    batch: &[IncomingAlert],
+                    seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
+                ) -> StoreResult<()> {
+                    let counts = $crate::ingest::hourly_counts(batch, seen_at);
+                    for chunk in counts.per_source.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO {} ",
+                            $crate::ingest::HOURLY_INSERT
+                        ));
+                        qb.push_values(chunk, |mut b, ((hour, tenant, source), sev)| {
+                            b.push_bind(*hour).push_bind(*tenant).push_bind(*source);
+                            for n in sev {
+                                b.push_bind(*n);
+                            }
+                            b.push_bind(sev.iter().sum::<i64>());
+                        });
+                        qb.push($crate::ingest::HOURLY_UPSERT_TAIL);
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    for chunk in counts.per_tag_set.chunks(1000) {
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO {} ",
+                            $crate::ingest::HOURLY_TAGS_INSERT
+                        ));
+                        qb.push_values(chunk, |mut b, ((tenant, hour, source, tags), sev)| {
+                            b.push_bind(*tenant)
+                                .push_bind(*hour)
+                                .push_bind(*source)
+                                .push_bind(Json(*tags));
+                            for n in sev {
+                                b.push_bind(*n);
+                            }
+                            b.push_bind(sev.iter().sum::<i64>());
+                        });
+                        qb.push($crate::ingest::HOURLY_TAGS_UPSERT_TAIL);
+                        qb.build().execute(&mut **tx).await?;
+                    }
+                    Ok(())
+                }
+
+                /// One ingest transaction. Locks are taken in one global order (alerts by
+                /// dedup key, the roll-ups, observables by (tenant, kind, value), then audit
+                /// heads by tenant), so concurrent batches on several nodes cannot deadlock.
+                pub(crate) async fn ingest_batch(
+                    &self,
+                    batch: &[IncomingAlert],
+                    window: chrono::Duration,
+                    audit: bool,
+                ) -> StoreResult<Vec<IngestOutcome>> {
+                    // Every alert stores its fingerprint; compute it once.
+                    let fps: Vec<[u8; 32]> =
+                        batch.iter().map(|a| bulwark_normalize::fingerprint(&a.alert)).collect();
+                    let mut tx = self.begin_write().await?;
+                    let (mut outcomes, seen_at) = Self::write_alerts(&mut tx, batch, &fps, window).await?;
+                    Self::add_to_hourly(&mut tx, batch, &seen_at).await?;
+                    let mut queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
+                    let new: Vec<(&IncomingAlert, &IngestOutcome)> =
+                        batch.iter().zip(&outcomes).filter(|(_, o)| !o.duplicate).collect();
+                    let counts = $crate::ingest::batch_sightings(&new);
+                    // Automatic enrichment: in tenants with an enrichment integration, a public
+                    // observable that is new or due again (`enrich_after` passed) is claimed by
+                    // the upsert (its `enrich_after` becomes `claim`) and queued below, once,
+                    // however many alerts of the batch (or of concurrent batches) carry it.
+                    let enriching = if counts.is_empty() {
+                        Default::default()
+                    } else {
+                        let tenants = counts.iter().map(|((t, _, _), _)| *t).collect();
+                        Self::enriching_tenants(&mut tx, &tenants).await?
+                    };
+                    let now = bulwark_core::time::now();
+                    let claim = now + chrono::Duration::seconds($crate::enrichment::CLAIM_SECS);
+                    let (obs_ids, mut to_enrich) =
+                        Self::upsert_observables(&mut tx, &counts, &enriching, now, claim).await?;
+                    if !to_enrich.is_empty() {
+                        to_enrich.sort();
+                        Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
+                        queued = true;
+                    }
+                    if !new.is_empty() {
+                        queued |= Self::queue_alert_created_notifications(&mut tx, &new).await?;
+                    }
+                    let links = $crate::ingest::observable_links(&new, &obs_ids);
+                    Self::link_observables(&mut tx, &links).await?;
+                    if audit {
+                        for (tenant, recs) in $crate::ingest::ingest_audit_records(&new)? {
+                            Self::append_audit_many(&mut tx, tenant, recs).await?;
+                        }
+                    }
+                    tx.commit().await?;
+                    if queued {
+                        self.jobs_ready.notify_one();
+                    }
+                    Ok(outcomes)
+                }
             }
         }
     };
@@ -518,103 +751,14 @@ macro_rules! impl_ingest {
     ($store:ident, $db:ty) => {
         mod ingest_impl {
             use super::$store;
-            use $crate::ingest::{IncomingAlert, IngestOutcome};
+            use $crate::ingest::{IncomingAlert, IngestOutcome, NewAlerts};
             use $crate::{IngestStore, StoreResult};
-            use bulwark_audit::EventType;
             use bulwark_core::TenantId;
-            use uuid::Uuid;
-            use sqlx::types::Json;
 
             impl $store {
-                /// The dashboard roll-ups: the batch's new alerts counted per (hour of
-                /// first_seen, tenant, source) in `alert_hourly`, and per (tenant, hour,
-                /// source, tag set) in `alert_hourly_tags` (migration 0021), by severity and as
-                /// status `new`: one upsert per table with its keys sorted (the lock order on
-                /// PostgreSQL; `alert_hourly` first, as the triggers take them). Duplicates
-                /// change none of their numbers; later changes are applied by the triggers.
-                async fn add_to_hourly(
-                    tx: &mut sqlx::Transaction<'static, $db>,
-                    batch: &[IncomingAlert],
-                    seen_at: &[Option<chrono::DateTime<chrono::Utc>>],
-                ) -> StoreResult<()> {
-                    let mut rows: std::collections::BTreeMap<(i64, Uuid, &'static str), [i64; 5]> =
-                        Default::default();
-                    // Keyed by the tags as the alert row stores them (`Json(&n.tags)`, the
-                    // same encoding): the tag rules read both the same way.
-                    let mut tagged: std::collections::BTreeMap<(Uuid, i64, &'static str, &[String]), [i64; 5]> =
-                        Default::default();
-                    for (a, seen) in batch.iter().zip(seen_at) {
-                        let Some(seen) = seen else { continue };
-                        use bulwark_normalize::Severity;
-                        let sev = match a.alert.severity {
-                            Severity::Critical => 0,
-                            Severity::High => 1,
-                            Severity::Medium => 2,
-                            Severity::Low => 3,
-                            Severity::Info => 4,
-                        };
-                        let hour = $crate::dashboard::hour_index(*seen);
-                        let source = a.alert.source.as_str();
-                        rows.entry((hour, a.tenant_id.0, source)).or_default()[sev] += 1;
-                        tagged.entry((a.tenant_id.0, hour, source, a.alert.tags.as_slice())).or_default()[sev] += 1;
-                    }
-                    let rows: Vec<_> = rows.into_iter().collect();
-                    for chunk in rows.chunks(1000) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO alert_hourly (hour, tenant_id, source, sev_critical, sev_high, \
-                             sev_medium, sev_low, sev_info, st_new) ",
-                        );
-                        qb.push_values(chunk, |mut b, ((hour, tenant, source), sev)| {
-                            b.push_bind(*hour).push_bind(*tenant).push_bind(*source);
-                            for n in sev {
-                                b.push_bind(*n);
-                            }
-                            b.push_bind(sev.iter().sum::<i64>());
-                        });
-                        qb.push(
-                            " ON CONFLICT (hour, tenant_id, source) DO UPDATE SET \
-                             sev_critical = alert_hourly.sev_critical + excluded.sev_critical, \
-                             sev_high = alert_hourly.sev_high + excluded.sev_high, \
-                             sev_medium = alert_hourly.sev_medium + excluded.sev_medium, \
-                             sev_low = alert_hourly.sev_low + excluded.sev_low, \
-                             sev_info = alert_hourly.sev_info + excluded.sev_info, \
-                             st_new = alert_hourly.st_new + excluded.st_new",
-                        );
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    let tagged: Vec<_> = tagged.into_iter().collect();
-                    for chunk in tagged.chunks(1000) {
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO alert_hourly_tags (tenant_id, hour, source, tags, sev_critical, \
-                             sev_high, sev_medium, sev_low, sev_info, st_new) ",
-                        );
-                        qb.push_values(chunk, |mut b, ((tenant, hour, source, tags), sev)| {
-                            b.push_bind(*tenant)
-                                .push_bind(*hour)
-                                .push_bind(*source)
-                                .push_bind(Json(*tags));
-                            for n in sev {
-                                b.push_bind(*n);
-                            }
-                            b.push_bind(sev.iter().sum::<i64>());
-                        });
-                        qb.push(
-                            " ON CONFLICT (tenant_id, hour, source, tags) DO UPDATE SET \
-                             sev_critical = alert_hourly_tags.sev_critical + excluded.sev_critical, \
-                             sev_high = alert_hourly_tags.sev_high + excluded.sev_high, \
-                             sev_medium = alert_hourly_tags.sev_medium + excluded.sev_medium, \
-                             sev_low = alert_hourly_tags.sev_low + excluded.sev_low, \
-                             sev_info = alert_hourly_tags.sev_info + excluded.sev_info, \
-                             st_new = alert_hourly_tags.st_new + excluded.st_new",
-                        );
-                        qb.build().execute(&mut **tx).await?;
-                    }
-                    Ok(())
-                }
-
                 /// The runs the batch's alerts start, with their jobs, in the ingest
                 /// transaction: an alert is never stored without the runs it triggers.
-                async fn queue_triggered_runs(
+                pub(crate) async fn queue_triggered_runs(
                     tx: &mut sqlx::Transaction<'static, $db>,
                     batch: &[IncomingAlert],
                     outcomes: &mut [IngestOutcome],
@@ -647,6 +791,46 @@ macro_rules! impl_ingest {
                     Ok(!runs.is_empty())
                 }
 
+                /// Notifications of new alerts (see `notifications`), in the ingest
+                /// transaction: one read of the batch's tenants' enabled `alert.created`
+                /// rules; an alert's context is built only when a rule wants it. `true` when
+                /// a delivery was queued.
+                pub(crate) async fn queue_alert_created_notifications(
+                    tx: &mut sqlx::Transaction<'static, $db>,
+                    new: &NewAlerts<'_>,
+                ) -> StoreResult<bool> {
+                    let mut tenants: Vec<TenantId> = new.iter().map(|(a, _)| a.tenant_id).collect();
+                    tenants.sort();
+                    tenants.dedup();
+                    let rules = Self::notification_rules_for(tx, "alert.created", &tenants).await?;
+                    let mut any = false;
+                    for (a, o) in new.iter().filter(|_| !rules.is_empty()) {
+                        let wanted: Vec<_> = rules
+                            .iter()
+                            .filter(|r| r.tenant_id == a.tenant_id
+                                && $crate::notifications::severity_passes(r.min_severity.as_deref(), Some(a.alert.severity.as_str())))
+                            .collect();
+                        if wanted.is_empty() {
+                            continue;
+                        }
+                        let mut view = $crate::ingest::trigger_view(a.tenant_id, &a.alert, a.received_at);
+                        if let Some(m) = view.as_object_mut() {
+                            m.insert("id".into(), serde_json::json!(o.alert_id));
+                        }
+                        let e = $crate::notifications::NotifyEvent {
+                            tenant_id: a.tenant_id,
+                            event: "alert.created",
+                            severity: Some(a.alert.severity.as_str().to_string()),
+                            subject_id: Some(o.alert_id.to_string()),
+                            context: serde_json::json!({"alert": view}),
+                        };
+                        for r in wanted {
+                            any |= Self::insert_delivery(tx, r, &e, None, false).await?.is_some();
+                        }
+                    }
+                    Ok(any)
+                }
+
                 /// The same transaction as [`IngestStore::ingest`] minus the audit records,
                 /// only for measuring what the audit trail costs (`bulwark-bench`).
                 #[cfg(feature = "bench")]
@@ -656,140 +840,6 @@ macro_rules! impl_ingest {
                     window: chrono::Duration,
                 ) -> StoreResult<Vec<IngestOutcome>> {
                     self.ingest_batch(batch, window, false).await
-                }
-
-                async fn ingest_batch(
-                    &self,
-                    batch: &[IncomingAlert],
-                    window: chrono::Duration,
-                    audit: bool,
-                ) -> StoreResult<Vec<IngestOutcome>> {
-                    // Locks are taken in one global order (alerts by dedup key, then
-                    // observables by (tenant, kind, value), then audit heads by tenant), so
-                    // concurrent batches on several nodes cannot deadlock.
-                    // Every alert stores its fingerprint; compute it once.
-                    let fps: Vec<[u8; 32]> =
-                        batch.iter().map(|a| bulwark_normalize::fingerprint(&a.alert)).collect();
-                    let mut tx = self.begin_write().await?;
-                    let (mut outcomes, seen_at) = Self::write_alerts(&mut tx, batch, &fps, window).await?;
-                    // Right after the alerts (before observables and audit heads): the lock
-                    // order of every transaction that touches the roll-up.
-                    Self::add_to_hourly(&mut tx, batch, &seen_at).await?;
-                    let queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
-                    let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
-                        .iter()
-                        .zip(&outcomes)
-                        .filter(|(_, o)| !o.duplicate)
-                        .collect();
-
-                    // Sightings per observable in this batch: one per new alert carrying it.
-                    // BTreeMap order is the global lock order (tenant, kind, value).
-                    let mut counts: std::collections::BTreeMap<(TenantId, &str, &str), (bool, i64)> =
-                        Default::default();
-                    for (a, _) in &new {
-                        for ind in &a.alert.indicators {
-                            counts
-                                .entry((a.tenant_id, ind.kind.as_str(), ind.value.as_str()))
-                                .or_insert((ind.private, 0))
-                                .1 += 1;
-                        }
-                    }
-                    let now = bulwark_core::time::now();
-                    let counts: Vec<_> = counts.into_iter().collect();
-                    // Automatic enrichment: in tenants with an enrichment integration, a public
-                    // observable that is new or due again (`enrich_after` passed) is claimed by
-                    // this upsert (its `enrich_after` becomes `claim`) and queued below, once,
-                    // however many alerts of the batch (or of concurrent batches) carry it.
-                    let enriching = if counts.is_empty() {
-                        Default::default()
-                    } else {
-                        let tenants = counts.iter().map(|((t, _, _), _)| *t).collect();
-                        Self::enriching_tenants(&mut tx, &tenants).await?
-                    };
-                    let claim = now + chrono::Duration::seconds($crate::enrichment::CLAIM_SECS);
-                    let (obs_ids, mut to_enrich) =
-                        Self::upsert_observables(&mut tx, &counts, &enriching, now, claim).await?;
-                    let queued = if to_enrich.is_empty() {
-                        queued
-                    } else {
-                        to_enrich.sort();
-                        Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
-                        true
-                    };
-                    // Notifications of new alerts (see `notifications`), in this transaction:
-                    // one read of the batch's tenants' enabled `alert.created` rules; an
-                    // alert's context is built only when a rule wants it.
-                    let queued = {
-                        let mut tenants: Vec<TenantId> = new.iter().map(|(a, _)| a.tenant_id).collect();
-                        tenants.sort();
-                        tenants.dedup();
-                        let rules = Self::notification_rules_for(&mut tx, "alert.created", &tenants).await?;
-                        let mut any = false;
-                        for (a, o) in new.iter().filter(|_| !rules.is_empty()) {
-                            let wanted: Vec<_> = rules
-                                .iter()
-                                .filter(|r| r.tenant_id == a.tenant_id
-                                    && $crate::notifications::severity_passes(r.min_severity.as_deref(), Some(a.alert.severity.as_str())))
-                                .collect();
-                            if wanted.is_empty() {
-                                continue;
-                            }
-                            let mut view = $crate::ingest::trigger_view(a.tenant_id, &a.alert, a.received_at);
-                            if let Some(m) = view.as_object_mut() {
-                                m.insert("id".into(), serde_json::json!(o.alert_id));
-                            }
-                            let e = $crate::notifications::NotifyEvent {
-                                tenant_id: a.tenant_id,
-                                event: "alert.created",
-                                severity: Some(a.alert.severity.as_str().to_string()),
-                                subject_id: Some(o.alert_id.to_string()),
-                                context: serde_json::json!({"alert": view}),
-                            };
-                            for r in wanted {
-                                any |= Self::insert_delivery(&mut tx, r, &e, None, false).await?.is_some();
-                            }
-                        }
-                        queued || any
-                    };
-                    let mut links: Vec<(Uuid, Uuid)> = Vec::new();
-                    for (a, o) in &new {
-                        for ind in &a.alert.indicators {
-                            let key = (a.tenant_id, ind.kind.as_str().to_string(), ind.value.clone());
-                            if let Some(id) = obs_ids.get(&key) {
-                                links.push((o.alert_id, *id));
-                            }
-                        }
-                    }
-                    Self::link_observables(&mut tx, &links).await?;
-
-                    // One chain append per tenant for the whole batch.
-                    let mut per_tenant: std::collections::BTreeMap<TenantId, Vec<bulwark_audit::NewRecord>> =
-                        Default::default();
-                    for (a, o) in new.iter().filter(|_| audit) {
-                        let n = &a.alert;
-                        let rec = $crate::audit::record(
-                            &a.actor,
-                            EventType::AlertIngested,
-                            "alert",
-                            Some(o.alert_id.to_string()),
-                            None,
-                            Some(serde_json::json!({
-                                "source": n.source.as_str(),
-                                "source_id": n.source_id,
-                                "title": n.title,
-                                "severity": n.severity.as_str(),
-                            })),
-                        )?;
-                        per_tenant.entry(a.tenant_id).or_default().push(rec);
-                    }
-                    for (tenant, recs) in per_tenant {
-                        Self::append_audit_many(&mut tx, tenant, recs).await?;
-                    }
-                    tx.commit().await?;
-                    if queued {
-                        self.jobs_ready.notify_one();
-                    }
-                    Ok(outcomes)
                 }
             }
 

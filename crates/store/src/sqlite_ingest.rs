@@ -17,19 +17,24 @@
 //! RFC 3339 text with `+00:00`, JSON as text), since sqlx reads the rows and SQL compares the
 //! timestamps as text.
 
-use crate::StoreResult;
+use crate::audit::{
+    AUDIT_HEAD_INIT, AUDIT_HEAD_READ, AUDIT_HEAD_WRITE, AUDIT_LOG_INSERT, head_from, to_i64,
+};
 use crate::ingest::{
-    ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, IncomingAlert, IngestOutcome, KeyedHit,
-    OBSERVABLE_INSERT_COLUMNS, OBSERVABLE_UPSERT_TAIL, ObservableIds, Sightings, fold_by_source_id,
-    keyed_outcomes,
+    ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, AlertsWritten, HOURLY_INSERT, HOURLY_TAGS_INSERT,
+    HOURLY_TAGS_UPSERT_TAIL, HOURLY_UPSERT_TAIL, IncomingAlert, IngestOutcome, KeyedHit,
+    OBSERVABLE_INSERT_COLUMNS, OBSERVABLE_UPSERT_TAIL, ObservableIds, Sightings, batch_sightings,
+    fold_by_source_id, hourly_counts, ingest_audit_records, keyed_outcomes, observable_links,
 };
 use crate::sqlite::SqliteStore;
+use crate::{StoreError, StoreResult};
+use bulwark_audit::NewRecord;
 use bulwark_core::TenantId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use sqlx::{Sqlite, Transaction};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// A timestamp as sqlx writes `DateTime<Utc>` to SQLite.
@@ -283,110 +288,317 @@ fn write_keyed(
     Ok(())
 }
 
+/// Stores the batch's alerts: those without a source id one by one ([`write_alert`]), the
+/// others by multi-row upserts ([`write_keyed`]). Returns their outcomes in batch order, with
+/// the first_seen of each alert stored new.
+fn write_alerts(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    window: chrono::Duration,
+) -> StoreResult<AlertsWritten> {
+    let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
+    let mut seen_at: Vec<Option<DateTime<Utc>>> = vec![None; batch.len()];
+    let mut keyed = Vec::with_capacity(batch.len());
+    for (i, (a, fp)) in batch.iter().zip(fps).enumerate() {
+        if a.alert.source_id.is_some() {
+            keyed.push(i);
+            continue;
+        }
+        let (o, seen) = write_alert(conn, a, fp, window)?;
+        outcomes[i] = Some(o);
+        seen_at[i] = seen;
+    }
+    write_keyed(conn, batch, fps, &keyed, &mut outcomes, &mut seen_at)?;
+    Ok((outcomes.into_iter().flatten().collect(), seen_at))
+}
+
+/// Adds the new alerts to the dashboard roll-ups (see `ingest::hourly_counts`).
+fn add_to_hourly(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    seen_at: &[Option<DateTime<Utc>>],
+) -> StoreResult<()> {
+    let counts = hourly_counts(batch, seen_at);
+    // 9 and 10 values per row: 1,000 rows stay under SQLite's 32,766.
+    for chunk in counts.per_source.chunks(1000) {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 9);
+        for ((hour, tenant, source), sev) in chunk {
+            values.extend([int(*hour), uuid(*tenant), text(source)]);
+            values.extend(sev.iter().map(|n| int(*n)));
+            values.push(int(sev.iter().sum()));
+        }
+        let mut sql = multi_row(HOURLY_INSERT, chunk.len(), 9);
+        sql.push_str(HOURLY_UPSERT_TAIL);
+        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+    }
+    for chunk in counts.per_tag_set.chunks(1000) {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 10);
+        for ((tenant, hour, source, tags), sev) in chunk {
+            values.extend([uuid(*tenant), int(*hour), text(source), owned(json(tags)?)]);
+            values.extend(sev.iter().map(|n| int(*n)));
+            values.push(int(sev.iter().sum()));
+        }
+        let mut sql = multi_row(HOURLY_TAGS_INSERT, chunk.len(), 10);
+        sql.push_str(HOURLY_TAGS_UPSERT_TAIL);
+        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+    }
+    Ok(())
+}
+
+/// `?, ?, ...`: `n` placeholders.
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The tenants among `tenants` with an enabled enrichment integration.
+fn enriching_tenants(
+    conn: &rusqlite::Connection,
+    tenants: &BTreeSet<TenantId>,
+) -> StoreResult<HashSet<TenantId>> {
+    if tenants.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "SELECT DISTINCT tenant_id FROM integrations WHERE enrichment = 1 AND enabled = 1 \
+         AND tenant_id IN ({})",
+        placeholders(tenants.len())
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params_from_iter(tenants.iter().map(|t| t.0)), |r| {
+        r.get::<_, Uuid>(0)
+    })?;
+    Ok(rows
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(TenantId)
+        .collect())
+}
+
+/// Whether any of `tenants` has an enabled `alert.created` notification rule (the rules
+/// themselves are read through sqlx, only then).
+fn wants_alert_notifications(
+    conn: &rusqlite::Connection,
+    tenants: &BTreeSet<TenantId>,
+) -> StoreResult<bool> {
+    if tenants.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM notification_rules WHERE event = 'alert.created' \
+         AND enabled = 1 AND tenant_id IN ({}))",
+        placeholders(tenants.len())
+    );
+    let any: bool = conn
+        .prepare(&sql)?
+        .query_row(params_from_iter(tenants.iter().map(|t| t.0)), |r| r.get(0))?;
+    Ok(any)
+}
+
+/// Upserts the batch's observables with their sighting counts (250 per statement, 9 values
+/// each); returns their ids and those claimed for enrichment (`enrich_after` became `claim`).
+fn upsert_observables(
+    conn: &rusqlite::Connection,
+    counts: &[Sightings<'_>],
+    enriching: &HashSet<TenantId>,
+    now: DateTime<Utc>,
+    claim: DateTime<Utc>,
+) -> StoreResult<(ObservableIds, Vec<Uuid>)> {
+    let mut ids = ObservableIds::with_capacity(counts.len());
+    let mut to_enrich = Vec::new();
+    let (now, claim) = (ts(now), ts(claim));
+    for chunk in counts.chunks(250) {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 9);
+        for ((tenant, kind, value), (private, n)) in chunk {
+            let wanted = !*private && enriching.contains(tenant);
+            values.extend([
+                uuid(Uuid::now_v7()),
+                uuid(tenant.0),
+                text(kind),
+                text(value),
+                int(i64::from(*private)),
+                text(&now),
+                text(&now),
+                int(*n),
+                opt_text(wanted.then_some(claim.as_str())),
+            ]);
+        }
+        let mut sql = multi_row(
+            &format!("observables ({OBSERVABLE_INSERT_COLUMNS})"),
+            chunk.len(),
+            9,
+        );
+        sql.push_str(OBSERVABLE_UPSERT_TAIL);
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(values.iter()))?;
+        while let Some(r) = rows.next()? {
+            let id: Uuid = r.get(0)?;
+            let enrich_after: Option<String> = r.get(4)?;
+            if enrich_after.as_deref() == Some(claim.as_str()) {
+                to_enrich.push(id);
+            }
+            ids.insert((TenantId(r.get(1)?), r.get(2)?, r.get(3)?), id);
+        }
+    }
+    Ok((ids, to_enrich))
+}
+
+/// Links the new alerts to their observables (alert id, observable id), 1,000 per statement.
+fn link_observables(conn: &rusqlite::Connection, links: &[(Uuid, Uuid)]) -> StoreResult<()> {
+    for chunk in links.chunks(1000) {
+        let mut sql = multi_row(
+            "alert_observables (alert_id, observable_id)",
+            chunk.len(),
+            2,
+        );
+        sql.push_str(" ON CONFLICT DO NOTHING");
+        let values = chunk.iter().flat_map(|(a, o)| [uuid(*a), uuid(*o)]);
+        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+    }
+    Ok(())
+}
+
+/// Appends `recs` to `tenant`'s audit chain: the same rows as `audit::append_audit_many`
+/// (the single writer holds the chain's head).
+fn append_audit_many(
+    conn: &rusqlite::Connection,
+    tenant: TenantId,
+    recs: Vec<NewRecord>,
+) -> StoreResult<()> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    let genesis = bulwark_audit::genesis_hash(tenant.0);
+    conn.prepare_cached(AUDIT_HEAD_INIT)?
+        .execute(params![tenant.0, &genesis.0[..]])?;
+    let (seq, hash): (i64, Vec<u8>) = conn
+        .prepare_cached(AUDIT_HEAD_READ)?
+        .query_row(params![tenant.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut head = head_from(seq, hash)?;
+    let mut rows = Vec::with_capacity(recs.len());
+    for rec in recs {
+        let appended = bulwark_audit::append(tenant.0, &head, rec)
+            .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
+        head = appended.head;
+        rows.push(appended);
+    }
+    for chunk in rows.chunks(500) {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 10);
+        for a in chunk {
+            let r = &a.record;
+            values.extend([
+                uuid(tenant.0),
+                int(to_i64(a.head.seq)?),
+                owned(ts(r.ts.as_datetime())),
+                text(r.event_type.as_str()),
+                owned(r.actor.kind.to_string()),
+                opt_text(r.actor.id.as_deref()),
+                text(&r.target.kind),
+                opt_text(r.target.id.as_deref()),
+                ToSqlOutput::Borrowed(ValueRef::Blob(&a.record_bytes)),
+                ToSqlOutput::Borrowed(ValueRef::Blob(&a.hash.0)),
+            ]);
+        }
+        let sql = multi_row(AUDIT_LOG_INSERT, chunk.len(), 10);
+        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+    }
+    conn.prepare_cached(AUDIT_HEAD_WRITE)?.execute(params![
+        to_i64(head.seq)?,
+        &head.hash.0[..],
+        tenant.0
+    ])?;
+    Ok(())
+}
+
+/// What the rows written on the writer's thread leave for sqlx to do.
+struct Written {
+    outcomes: Vec<IngestOutcome>,
+    /// Observables claimed for enrichment (sorted).
+    to_enrich: Vec<Uuid>,
+    /// A tenant of the batch has `alert.created` notification rules.
+    notify: bool,
+}
+
+/// Everything of an ingest transaction but what only sqlx writes (playbook runs, enrichment
+/// jobs, notification deliveries, which most batches do not need), in one go on the
+/// transaction's connection.
+fn write_batch(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    window: chrono::Duration,
+    audit: bool,
+) -> StoreResult<Written> {
+    let (outcomes, seen_at) = write_alerts(conn, batch, fps, window)?;
+    add_to_hourly(conn, batch, &seen_at)?;
+    let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| !o.duplicate)
+        .collect();
+    let counts = batch_sightings(&new);
+    let enriching = enriching_tenants(conn, &counts.iter().map(|((t, _, _), _)| *t).collect())?;
+    let now = bulwark_core::time::now();
+    let claim = now + chrono::Duration::seconds(crate::enrichment::CLAIM_SECS);
+    let (obs_ids, mut to_enrich) = upsert_observables(conn, &counts, &enriching, now, claim)?;
+    to_enrich.sort();
+    let notify = wants_alert_notifications(conn, &new.iter().map(|(a, _)| a.tenant_id).collect())?;
+    link_observables(conn, &observable_links(&new, &obs_ids))?;
+    if audit {
+        for (tenant, recs) in ingest_audit_records(&new)? {
+            append_audit_many(conn, tenant, recs)?;
+        }
+    }
+    drop(new);
+    Ok(Written {
+        outcomes,
+        to_enrich,
+        notify,
+    })
+}
+
 impl SqliteStore {
-    /// Stores the batch's alerts: those without a source id one by one ([`write_alert`]),
-    /// the others by multi-row upserts ([`write_keyed`]).
-    pub(crate) async fn write_alerts(
-        tx: &mut Transaction<'static, Sqlite>,
+    /// One ingest transaction. The rows every batch writes go through rusqlite on this
+    /// thread in one hold of the connection ([`write_batch`]); each sqlx statement would be a
+    /// hand-off to the connection's worker thread and back, and with the cores busy serving
+    /// HTTP those hand-offs, not SQLite, were most of the writer's time (docs/benchmarks.md).
+    pub(crate) async fn ingest_batch(
+        &self,
         batch: &[IncomingAlert],
-        fps: &[[u8; 32]],
         window: chrono::Duration,
-    ) -> StoreResult<(Vec<IngestOutcome>, Vec<Option<DateTime<Utc>>>)> {
-        let locked = Locked::new(tx).await?;
-        let conn = locked.conn();
-        let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
-        let mut seen_at: Vec<Option<DateTime<Utc>>> = vec![None; batch.len()];
-        let mut keyed = Vec::with_capacity(batch.len());
-        for (i, (a, fp)) in batch.iter().zip(fps).enumerate() {
-            if a.alert.source_id.is_some() {
-                keyed.push(i);
-                continue;
-            }
-            let (o, seen) = write_alert(conn, a, fp, window)?;
-            outcomes[i] = Some(o);
-            seen_at[i] = seen;
+        audit: bool,
+    ) -> StoreResult<Vec<IngestOutcome>> {
+        let fps: Vec<[u8; 32]> = batch
+            .iter()
+            .map(|a| bulwark_normalize::fingerprint(&a.alert))
+            .collect();
+        let mut tx = self.begin_write().await?;
+        let written = {
+            let locked = Locked::new(&mut tx).await?;
+            write_batch(locked.conn(), batch, &fps, window, audit)?
+        };
+        let Written {
+            mut outcomes,
+            to_enrich,
+            notify,
+        } = written;
+        let mut queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
+        if !to_enrich.is_empty() {
+            Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
+            queued = true;
         }
-        write_keyed(conn, batch, fps, &keyed, &mut outcomes, &mut seen_at)?;
-        drop(locked);
-        Ok((outcomes.into_iter().flatten().collect(), seen_at))
-    }
-
-    /// Upserts the batch's observables with their sighting counts (250 per statement, 9
-    /// values each); returns their ids and those claimed for enrichment (see `ingest`:
-    /// `enrich_after` becomes `claim`).
-    pub(crate) async fn upsert_observables(
-        tx: &mut Transaction<'static, Sqlite>,
-        counts: &[Sightings<'_>],
-        enriching: &HashSet<TenantId>,
-        now: DateTime<Utc>,
-        claim: DateTime<Utc>,
-    ) -> StoreResult<(ObservableIds, Vec<Uuid>)> {
-        let mut ids = ObservableIds::with_capacity(counts.len());
-        let mut to_enrich = Vec::new();
-        if counts.is_empty() {
-            return Ok((ids, to_enrich));
+        if notify {
+            let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| !o.duplicate)
+                .collect();
+            queued |= Self::queue_alert_created_notifications(&mut tx, &new).await?;
         }
-        let locked = Locked::new(tx).await?;
-        let conn = locked.conn();
-        let (now, claim) = (ts(now), ts(claim));
-        for chunk in counts.chunks(250) {
-            let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 9);
-            for ((tenant, kind, value), (private, n)) in chunk {
-                let wanted = !*private && enriching.contains(tenant);
-                values.extend([
-                    uuid(Uuid::now_v7()),
-                    uuid(tenant.0),
-                    text(kind),
-                    text(value),
-                    int(i64::from(*private)),
-                    text(&now),
-                    text(&now),
-                    int(*n),
-                    opt_text(wanted.then_some(claim.as_str())),
-                ]);
-            }
-            let mut sql = multi_row(
-                &format!("observables ({OBSERVABLE_INSERT_COLUMNS})"),
-                chunk.len(),
-                9,
-            );
-            sql.push_str(OBSERVABLE_UPSERT_TAIL);
-            let mut stmt = conn.prepare(&sql)?;
-            let mut rows = stmt.query(params_from_iter(values.iter()))?;
-            while let Some(r) = rows.next()? {
-                let id: Uuid = r.get(0)?;
-                let enrich_after: Option<String> = r.get(4)?;
-                if enrich_after.as_deref() == Some(claim.as_str()) {
-                    to_enrich.push(id);
-                }
-                ids.insert((TenantId(r.get(1)?), r.get(2)?, r.get(3)?), id);
-            }
+        tx.commit().await?;
+        if queued {
+            self.jobs_ready.notify_one();
         }
-        drop(locked);
-        Ok((ids, to_enrich))
-    }
-
-    /// Links the new alerts to their observables (alert id, observable id), 1,000 per statement.
-    pub(crate) async fn link_observables(
-        tx: &mut Transaction<'static, Sqlite>,
-        links: &[(Uuid, Uuid)],
-    ) -> StoreResult<()> {
-        if links.is_empty() {
-            return Ok(());
-        }
-        let locked = Locked::new(tx).await?;
-        let conn = locked.conn();
-        for chunk in links.chunks(1000) {
-            let mut sql = multi_row(
-                "alert_observables (alert_id, observable_id)",
-                chunk.len(),
-                2,
-            );
-            sql.push_str(" ON CONFLICT DO NOTHING");
-            let values = chunk.iter().flat_map(|(a, o)| [uuid(*a), uuid(*o)]);
-            conn.prepare(&sql)?.execute(params_from_iter(values))?;
-        }
-        drop(locked);
-        Ok(())
+        Ok(outcomes)
     }
 }
