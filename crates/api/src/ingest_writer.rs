@@ -36,8 +36,6 @@ pub enum WriteError {
     Stopped,
     #[error("the API key was revoked or expired")]
     KeyNotUsable,
-    #[error("cannot check the API key: {0}")]
-    KeyCheck(String),
 }
 
 impl IngestWriter {
@@ -99,65 +97,47 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, window: chrono::Duration
                 Err(_) => break,
             }
         }
-        let jobs = match keep_usable_keys(&store, jobs).await {
-            Some(jobs) => jobs,
-            None => continue,
-        };
-        // One vector for the transaction; each request's alerts are a span of it.
+        // One vector for the transaction; each request's alerts are a span of it, with its
+        // key beside each alert (checked by the store in the transaction).
         let mut all: Vec<IncomingAlert> = Vec::with_capacity(count);
+        let mut keys: Vec<Option<ApiKeyId>> = Vec::with_capacity(count);
         let mut spans = Vec::with_capacity(jobs.len());
         for job in jobs {
-            spans.push((job.alerts.len(), job.reply));
+            spans.push((job.alerts.len(), job.key, job.reply));
+            keys.extend(std::iter::repeat_n(job.key, job.alerts.len()));
             all.extend(job.alerts);
         }
-        match store.ingest(&all, window).await {
+        match store.ingest_delivered(&all, &keys, window).await {
             Ok(outcomes) => {
                 let mut rest = outcomes.into_iter();
-                for (len, reply) in spans {
+                for (len, _, reply) in spans {
                     let mine: Vec<_> = rest.by_ref().take(len).collect();
-                    let _ = reply.send(Ok(mine));
+                    let _ = reply.send(answer(mine));
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, requests = spans.len(), "group commit failed; retrying each request alone");
                 let mut start = 0;
-                for (len, reply) in spans {
-                    let result = store.ingest(&all[start..start + len], window).await;
+                for (len, key, reply) in spans {
+                    let mine = &all[start..start + len];
                     start += len;
-                    let _ = reply.send(result.map_err(WriteError::from));
+                    let result = store
+                        .ingest_delivered(mine, &vec![key; len], window)
+                        .await
+                        .map_err(WriteError::from)
+                        .and_then(answer);
+                    let _ = reply.send(result);
                 }
             }
         }
     }
 }
 
-/// Answers the jobs whose API key is no longer usable (revoked or expired since the request
-/// was authenticated, possibly from the key cache) and returns the others; one read for the
-/// whole batch. `None` when nothing is left to write.
-async fn keep_usable_keys(store: &Store, jobs: Vec<Job>) -> Option<Vec<Job>> {
-    let mut ids: Vec<ApiKeyId> = jobs.iter().filter_map(|j| j.key).collect();
-    if ids.is_empty() {
-        return Some(jobs);
-    }
-    ids.sort_by_key(|k| k.0);
-    ids.dedup();
-    let usable = match store.usable_api_keys(&ids, bulwark_core::time::now()).await {
-        Ok(u) => u,
-        Err(e) => {
-            for job in jobs {
-                let _ = job.reply.send(Err(WriteError::KeyCheck(e.to_string())));
-            }
-            return None;
-        }
-    };
-    let mut keep = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match job.key {
-            Some(k) if !usable.contains(&k) => {
-                let _ = job.reply.send(Err(WriteError::KeyNotUsable));
-            }
-            _ => keep.push(job),
-        }
-    }
-    (!keep.is_empty()).then_some(keep)
+/// One request's answer: its alerts' outcomes, or [`WriteError::KeyNotUsable`] when its key
+/// was found revoked or expired (then none of them was stored: they share the key).
+fn answer(outcomes: Vec<Option<IngestOutcome>>) -> Result<Vec<IngestOutcome>, WriteError> {
+    outcomes
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or(WriteError::KeyNotUsable)
 }

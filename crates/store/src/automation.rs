@@ -587,6 +587,7 @@ macro_rules! impl_automation {
             use uuid::Uuid;
 
             type Tx = Transaction<'static, $db>;
+            type Conn = <$db as sqlx::Database>::Connection;
 
             const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
 
@@ -1707,7 +1708,7 @@ macro_rules! impl_automation {
                     Ok(true)
                 }
 
-                pub(crate) async fn insert_runs(tx: &mut Tx, runs: &[NewRun]) -> StoreResult<Vec<Uuid>> {
+                pub(crate) async fn insert_runs(tx: &mut Conn, runs: &[NewRun]) -> StoreResult<Vec<Uuid>> {
                     let now = bulwark_core::time::now();
                     let ids: Vec<Uuid> = runs.iter().map(|_| Uuid::now_v7()).collect();
                     for (chunk, chunk_ids) in runs.chunks(200).zip(ids.chunks(200)) {
@@ -1730,7 +1731,7 @@ macro_rules! impl_automation {
                                 .push_bind(now)
                                 .push_bind(now);
                         });
-                        qb.build().execute(&mut **tx).await?;
+                        qb.build().execute(&mut *tx).await?;
                         let mut qb = QueryBuilder::<$db>::new(
                             "INSERT INTO jobs (id, kind, tenant_id, run_id, payload, priority, status, run_at, attempts, \
                              max_attempts, created_at, updated_at) ",
@@ -1749,7 +1750,7 @@ macro_rules! impl_automation {
                                 .push_bind(now)
                                 .push_bind(now);
                         });
-                        qb.build().execute(&mut **tx).await?;
+                        qb.build().execute(&mut *tx).await?;
                     }
                     if !runs.is_empty() {
                         Self::announce_jobs(tx).await?;

@@ -258,6 +258,7 @@ macro_rules! impl_enrichment {
             use uuid::Uuid;
 
             type Tx = Transaction<'static, $db>;
+            type Conn = <$db as sqlx::Database>::Connection;
 
             const LOOKUP_COLUMNS: &str = "integration_id, integration, type, action, status, verdict, score, result, \
                  fetched_at, expires_at, error, attempts, next_attempt_at, locked_until";
@@ -265,7 +266,7 @@ macro_rules! impl_enrichment {
             impl $store {
                 /// Queues enrichment jobs for `ids` (one per chunk) in `tx`; `force` looks up
                 /// fresh answers again (a manual request).
-                pub(crate) async fn insert_enrichment_jobs(tx: &mut Tx, ids: &[Uuid], force: bool) -> StoreResult<Vec<Uuid>> {
+                pub(crate) async fn insert_enrichment_jobs(tx: &mut Conn, ids: &[Uuid], force: bool) -> StoreResult<Vec<Uuid>> {
                     if ids.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -291,7 +292,7 @@ macro_rules! impl_enrichment {
                             .push_bind(now)
                             .push_bind(now);
                     });
-                    qb.build().execute(&mut **tx).await?;
+                    qb.build().execute(&mut *tx).await?;
                     Self::announce_jobs(tx).await?;
                     Ok(job_ids)
                 }

@@ -9,7 +9,7 @@
 //!   advisory lock on (tenant, fingerprint) serializes the check-then-insert across nodes; on
 //!   SQLite the single writer already does.
 
-use bulwark_core::TenantId;
+use bulwark_core::{ApiKeyId, TenantId};
 use bulwark_normalize::NormalizedAlert;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -261,6 +261,67 @@ pub(crate) const OBSERVABLE_UPSERT_TAIL: &str = " ON CONFLICT (tenant_id, kind, 
      OR observables.enrich_after <= excluded.last_seen) THEN excluded.enrich_after \
      ELSE observables.enrich_after END \
      RETURNING id, tenant_id, kind, value, enrich_after";
+
+/// The distinct API keys among `keys` (see [`crate::IngestStore::ingest_delivered`]).
+pub(crate) fn distinct_keys(keys: &[Option<ApiKeyId>]) -> Vec<ApiKeyId> {
+    let mut ids: Vec<ApiKeyId> = keys.iter().flatten().copied().collect();
+    ids.sort_by_key(|k| k.0);
+    ids.dedup();
+    ids
+}
+
+/// Whether `batch[i]` may be stored: it came with no key (`keys` may be empty) or with one
+/// found usable.
+fn delivered_by_usable(
+    keys: &[Option<ApiKeyId>],
+    usable: &std::collections::HashSet<ApiKeyId>,
+    i: usize,
+) -> bool {
+    keys.get(i)
+        .copied()
+        .flatten()
+        .is_none_or(|k| usable.contains(&k))
+}
+
+/// The alerts of `batch` to store after the key check, or `None` when that is all of them
+/// (the common case: nothing is copied).
+pub(crate) fn kept_alerts(
+    batch: &[IncomingAlert],
+    keys: &[Option<ApiKeyId>],
+    usable: &std::collections::HashSet<ApiKeyId>,
+) -> Option<Vec<IncomingAlert>> {
+    if (0..batch.len()).all(|i| delivered_by_usable(keys, usable, i)) {
+        return None;
+    }
+    Some(
+        batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| delivered_by_usable(keys, usable, *i))
+            .map(|(_, a)| a.clone())
+            .collect(),
+    )
+}
+
+/// The outcomes of the kept alerts (in order) spread back over the whole batch: `None` for
+/// an alert whose key was not usable.
+pub(crate) fn spread_outcomes(
+    len: usize,
+    keys: &[Option<ApiKeyId>],
+    usable: &std::collections::HashSet<ApiKeyId>,
+    outcomes: Vec<IngestOutcome>,
+) -> Vec<Option<IngestOutcome>> {
+    let mut kept = outcomes.into_iter();
+    (0..len)
+        .map(|i| {
+            if delivered_by_usable(keys, usable, i) {
+                kept.next()
+            } else {
+                None
+            }
+        })
+        .collect()
+}
 
 /// `alert_hourly`'s columns in bind order, and the upsert that adds a batch's counts.
 pub(crate) const HOURLY_INSERT: &str = "alert_hourly (hour, tenant_id, source, sev_critical, sev_high, \
@@ -692,6 +753,25 @@ macro_rules! impl_ingest_sqlx_writes {
                 pub(crate) async fn ingest_batch(
                     &self,
                     batch: &[IncomingAlert],
+                    keys: &[Option<bulwark_core::ApiKeyId>],
+                    window: chrono::Duration,
+                    audit: bool,
+                ) -> StoreResult<Vec<Option<IngestOutcome>>> {
+                    // The delivering keys, just before the transaction (one indexed read).
+                    let ids = $crate::ingest::distinct_keys(keys);
+                    let usable = if ids.is_empty() {
+                        Default::default()
+                    } else {
+                        $crate::ApiKeyStore::usable_api_keys(self, &ids, bulwark_core::time::now()).await?
+                    };
+                    let kept = $crate::ingest::kept_alerts(batch, keys, &usable);
+                    let outcomes = self.ingest_kept(kept.as_deref().unwrap_or(batch), window, audit).await?;
+                    Ok($crate::ingest::spread_outcomes(batch.len(), keys, &usable, outcomes))
+                }
+
+                async fn ingest_kept(
+                    &self,
+                    batch: &[IncomingAlert],
                     window: chrono::Duration,
                     audit: bool,
                 ) -> StoreResult<Vec<IngestOutcome>> {
@@ -759,7 +839,7 @@ macro_rules! impl_ingest {
                 /// The runs the batch's alerts start, with their jobs, in the ingest
                 /// transaction: an alert is never stored without the runs it triggers.
                 pub(crate) async fn queue_triggered_runs(
-                    tx: &mut sqlx::Transaction<'static, $db>,
+                    tx: &mut <$db as sqlx::Database>::Connection,
                     batch: &[IncomingAlert],
                     outcomes: &mut [IngestOutcome],
                 ) -> StoreResult<bool> {
@@ -796,7 +876,7 @@ macro_rules! impl_ingest {
                 /// rules; an alert's context is built only when a rule wants it. `true` when
                 /// a delivery was queued.
                 pub(crate) async fn queue_alert_created_notifications(
-                    tx: &mut sqlx::Transaction<'static, $db>,
+                    tx: &mut <$db as sqlx::Database>::Connection,
                     new: &NewAlerts<'_>,
                 ) -> StoreResult<bool> {
                     let mut tenants: Vec<TenantId> = new.iter().map(|(a, _)| a.tenant_id).collect();
@@ -839,7 +919,8 @@ macro_rules! impl_ingest {
                     batch: &[IncomingAlert],
                     window: chrono::Duration,
                 ) -> StoreResult<Vec<IngestOutcome>> {
-                    self.ingest_batch(batch, window, false).await
+                    let outcomes = self.ingest_batch(batch, &[], window, false).await?;
+                    Ok(outcomes.into_iter().flatten().collect())
                 }
             }
 
@@ -850,7 +931,18 @@ macro_rules! impl_ingest {
                     batch: &[IncomingAlert],
                     window: chrono::Duration,
                 ) -> StoreResult<Vec<IngestOutcome>> {
-                    self.ingest_batch(batch, window, true).await
+                    // Without keys every alert is kept: one outcome each.
+                    let outcomes = self.ingest_batch(batch, &[], window, true).await?;
+                    Ok(outcomes.into_iter().flatten().collect())
+                }
+
+                async fn ingest_delivered(
+                    &self,
+                    batch: &[IncomingAlert],
+                    keys: &[Option<bulwark_core::ApiKeyId>],
+                    window: chrono::Duration,
+                ) -> StoreResult<Vec<Option<IngestOutcome>>> {
+                    self.ingest_batch(batch, keys, window, true).await
                 }
 
                 async fn alert_count(&self, tenant: TenantId) -> StoreResult<i64> {

@@ -292,6 +292,16 @@ pub trait IngestStore {
         batch: &[ingest::IncomingAlert],
         dedup_window: chrono::Duration,
     ) -> StoreResult<Vec<ingest::IngestOutcome>>;
+    /// [`IngestStore::ingest`] for alerts delivered with API keys: `keys[i]` is the key that
+    /// delivered `batch[i]`. The keys are checked first (on SQLite inside the transaction):
+    /// the alerts of a key revoked or expired since its request was authenticated are not
+    /// stored, and get `None`.
+    async fn ingest_delivered(
+        &self,
+        batch: &[ingest::IncomingAlert],
+        keys: &[Option<ApiKeyId>],
+        dedup_window: chrono::Duration,
+    ) -> StoreResult<Vec<Option<ingest::IngestOutcome>>>;
     async fn alert_count(&self, tenant: TenantId) -> StoreResult<i64>;
     /// (sightings, linked alerts) of an observable.
     async fn observable_sightings(

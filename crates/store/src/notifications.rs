@@ -305,11 +305,12 @@ macro_rules! impl_notifications {
             use uuid::Uuid;
 
             type Tx = Transaction<'static, $db>;
+            type Conn = <$db as sqlx::Database>::Connection;
 
             impl $store {
                 /// The enabled rules of `event` in `tenants` (one indexed read).
                 pub(crate) async fn notification_rules_for(
-                    tx: &mut Tx,
+                    tx: &mut Conn,
                     event: &str,
                     tenants: &[TenantId],
                 ) -> StoreResult<Vec<NotificationRule>> {
@@ -323,7 +324,7 @@ macro_rules! impl_notifications {
                         sep.push_bind(t.0);
                     }
                     qb.push(") ORDER BY tenant_id, name");
-                    let rows: Vec<RuleRow> = qb.build_query_as().fetch_all(&mut **tx).await?;
+                    let rows: Vec<RuleRow> = qb.build_query_as().fetch_all(&mut *tx).await?;
                     Ok(rows.into_iter().map(RuleRow::into_record).collect())
                 }
 
@@ -357,7 +358,7 @@ macro_rules! impl_notifications {
                 /// One delivery (and, unless it is a test sent at once, its job). `None` when
                 /// `dedup_key` was queued for this rule before.
                 pub(crate) async fn insert_delivery(
-                    tx: &mut Tx,
+                    tx: &mut Conn,
                     r: &NotificationRule,
                     e: &NotifyEvent,
                     dedup_key: Option<String>,
@@ -394,7 +395,7 @@ macro_rules! impl_notifications {
                     .bind(if test { 1 } else { DELIVERY_ATTEMPTS })
                     .bind(test)
                     .bind(now)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
                     if inserted.is_none() {
                         return Ok(None);
@@ -405,7 +406,7 @@ macro_rules! impl_notifications {
                     Ok(Some(id))
                 }
 
-                async fn insert_notification_job(tx: &mut Tx, tenant: TenantId, delivery: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+                async fn insert_notification_job(tx: &mut Conn, tenant: TenantId, delivery: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
                     let now = bulwark_core::time::now();
                     sqlx::query(
                         "INSERT INTO jobs (id, kind, tenant_id, run_id, payload, priority, status, run_at, attempts, \
@@ -420,7 +421,7 @@ macro_rules! impl_notifications {
                     // own attempts (the delivery decides when it has failed).
                     .bind(DELIVERY_ATTEMPTS * 4)
                     .bind(now)
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                     Self::announce_jobs(tx).await?;
                     Ok(())

@@ -64,12 +64,10 @@ impl PgStore {
     }
 
     /// Tells every node's workers, at `tx`'s commit, that jobs became ready.
-    pub(crate) async fn announce_jobs(
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), sqlx::Error> {
+    pub(crate) async fn announce_jobs(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(JOBS_CHANNEL)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(())
     }

@@ -67,9 +67,7 @@ impl SqliteStore {
 
     /// Jobs written in `tx` become ready at its commit: nothing to announce to other
     /// processes (the caller wakes this one's workers after the commit).
-    pub(crate) async fn announce_jobs(
-        _tx: &mut Transaction<'static, Sqlite>,
-    ) -> Result<(), sqlx::Error> {
+    pub(crate) async fn announce_jobs(_tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
         Ok(())
     }
 
@@ -78,7 +76,7 @@ impl SqliteStore {
 
     /// Writers are serialized by `BEGIN IMMEDIATE`; nothing more to lock.
     pub(crate) async fn lock_admin_set(
-        _tx: &mut Transaction<'static, Sqlite>,
+        _tx: &mut sqlx::SqliteConnection,
     ) -> Result<(), sqlx::Error> {
         Ok(())
     }

@@ -24,16 +24,17 @@ use crate::ingest::{
     ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, AlertsWritten, HOURLY_INSERT, HOURLY_TAGS_INSERT,
     HOURLY_TAGS_UPSERT_TAIL, HOURLY_UPSERT_TAIL, IncomingAlert, IngestOutcome, KeyedHit,
     OBSERVABLE_INSERT_COLUMNS, OBSERVABLE_UPSERT_TAIL, ObservableIds, Sightings, batch_sightings,
-    fold_by_source_id, hourly_counts, ingest_audit_records, keyed_outcomes, observable_links,
+    distinct_keys, fold_by_source_id, hourly_counts, ingest_audit_records, kept_alerts,
+    keyed_outcomes, observable_links, spread_outcomes,
 };
 use crate::sqlite::SqliteStore;
 use crate::{StoreError, StoreResult};
 use bulwark_audit::NewRecord;
-use bulwark_core::TenantId;
+use bulwark_core::{ApiKeyId, TenantId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{OptionalExtension, params, params_from_iter};
-use sqlx::{Sqlite, Transaction};
+use sqlx::Sqlite;
 use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
@@ -56,10 +57,10 @@ struct Locked<'t> {
 
 impl<'t> Locked<'t> {
     #[allow(unsafe_code)]
-    async fn new(tx: &'t mut Transaction<'static, Sqlite>) -> StoreResult<Self> {
-        let mut lock = tx.lock_handle().await?;
+    async fn new(conn: &'t mut sqlx::SqliteConnection) -> StoreResult<Self> {
+        let mut lock = conn.lock_handle().await?;
         let raw = lock.as_raw_handle();
-        // SAFETY: `raw` is the open connection behind `tx`. `lock` keeps sqlx's worker thread
+        // SAFETY: `raw` is the open connection behind `conn`. `lock` keeps sqlx's worker thread
         // away from it until it is dropped, and `conn`, which does not own the handle (so
         // never closes it), is dropped before `lock` (field order) and finalizes every
         // statement it prepared. Both crates link the same libsqlite3-sys, so the handle
@@ -510,6 +511,55 @@ fn append_audit_many(
     Ok(())
 }
 
+/// The usable keys among those that delivered the batch (not revoked, not expired).
+fn usable_keys(
+    conn: &rusqlite::Connection,
+    keys: &[Option<ApiKeyId>],
+) -> StoreResult<HashSet<ApiKeyId>> {
+    let ids = distinct_keys(keys);
+    let mut usable = HashSet::with_capacity(ids.len());
+    let now = ts(bulwark_core::time::now());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM api_keys WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) \
+             AND id IN ({})",
+            placeholders(chunk.len())
+        );
+        let values = std::iter::once(owned(now.clone())).chain(chunk.iter().map(|k| uuid(k.0)));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, Uuid>(0))?;
+        for id in rows {
+            usable.insert(ApiKeyId(id?));
+        }
+    }
+    Ok(usable)
+}
+
+/// Checks the delivering keys, then writes the alerts they may still deliver; returns what
+/// was written, the usable keys, and the kept alerts when not all of the batch was.
+fn write_checked(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    keys: &[Option<ApiKeyId>],
+    window: chrono::Duration,
+    audit: bool,
+) -> StoreResult<(Written, HashSet<ApiKeyId>, Option<Vec<IncomingAlert>>)> {
+    let usable = usable_keys(conn, keys)?;
+    let kept = kept_alerts(batch, keys, &usable);
+    let written = match &kept {
+        None => write_batch(conn, batch, fps, window, audit)?,
+        Some(kept) => {
+            let fps: Vec<[u8; 32]> = kept
+                .iter()
+                .map(|a| bulwark_normalize::fingerprint(&a.alert))
+                .collect();
+            write_batch(conn, kept, &fps, window, audit)?
+        }
+    };
+    Ok((written, usable, kept))
+}
+
 /// What the rows written on the writer's thread leave for sqlx to do.
 struct Written {
     outcomes: Vec<IngestOutcome>,
@@ -557,48 +607,117 @@ fn write_batch(
     })
 }
 
+/// A write transaction begun on the writer's connection by hand (not by sqlx), so that
+/// BEGIN, the rows and COMMIT all run on the calling thread. If it is dropped while still
+/// open (an error that a ROLLBACK could not undo, or a cancelled future), the connection is
+/// closed instead of going back to the pool, which rolls the transaction back: no later user
+/// of the pool can find a transaction left open.
+struct RawTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl Drop for RawTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl SqliteStore {
     /// One ingest transaction. The rows every batch writes go through rusqlite on this
-    /// thread in one hold of the connection ([`write_batch`]); each sqlx statement would be a
-    /// hand-off to the connection's worker thread and back, and with the cores busy serving
-    /// HTTP those hand-offs, not SQLite, were most of the writer's time (docs/benchmarks.md).
+    /// thread in one hold of the connection ([`write_batch`]), between a BEGIN and a COMMIT
+    /// issued there too; each sqlx statement would be a hand-off to the connection's worker
+    /// thread and back, and with the cores busy serving HTTP those hand-offs, not SQLite,
+    /// were most of the writer's time (docs/benchmarks.md). Only the rare extras (playbook
+    /// runs, enrichment jobs, notification deliveries) go through sqlx, inside the same
+    /// transaction.
     pub(crate) async fn ingest_batch(
         &self,
         batch: &[IncomingAlert],
+        keys: &[Option<ApiKeyId>],
         window: chrono::Duration,
         audit: bool,
-    ) -> StoreResult<Vec<IngestOutcome>> {
+    ) -> StoreResult<Vec<Option<IngestOutcome>>> {
         let fps: Vec<[u8; 32]> = batch
             .iter()
             .map(|a| bulwark_normalize::fingerprint(&a.alert))
             .collect();
-        let mut tx = self.begin_write().await?;
-        let written = {
-            let locked = Locked::new(&mut tx).await?;
-            write_batch(locked.conn(), batch, &fps, window, audit)?
+        let mut tx = RawTx {
+            conn: self.writer.acquire().await?,
+            open: false,
         };
+        let (written, usable, kept) = {
+            let locked = Locked::new(&mut tx.conn).await?;
+            let conn = locked.conn();
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            tx.open = true;
+            let (written, usable, kept) =
+                match write_checked(conn, batch, &fps, keys, window, audit) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        if conn.execute_batch("ROLLBACK").is_ok() {
+                            tx.open = false;
+                        }
+                        return Err(e);
+                    }
+                };
+            let stored = kept.as_deref().unwrap_or(batch);
+            let triggers = stored.iter().any(|a| !a.triggers.is_empty());
+            if !triggers && written.to_enrich.is_empty() && !written.notify {
+                conn.execute_batch("COMMIT")?;
+                tx.open = false;
+            }
+            (written, usable, kept)
+        };
+        let stored = kept.as_deref().unwrap_or(batch);
         let Written {
             mut outcomes,
             to_enrich,
             notify,
         } = written;
-        let mut queued = Self::queue_triggered_runs(&mut tx, batch, &mut outcomes).await?;
-        if !to_enrich.is_empty() {
-            Self::insert_enrichment_jobs(&mut tx, &to_enrich, false).await?;
-            queued = true;
+        if tx.open {
+            let extras = self
+                .write_extras(&mut tx.conn, stored, &mut outcomes, &to_enrich, notify)
+                .await;
+            if let Err(e) = extras {
+                if sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut *tx.conn)
+                    .await
+                    .is_ok()
+                {
+                    tx.open = false;
+                }
+                return Err(e);
+            }
+            sqlx::raw_sql("COMMIT").execute(&mut *tx.conn).await?;
+            tx.open = false;
+            self.jobs_ready.notify_one();
         }
+        Ok(spread_outcomes(batch.len(), keys, &usable, outcomes))
+    }
+
+    /// What only sqlx writes, inside the open ingest transaction: the runs the alerts start,
+    /// the enrichment jobs of the observables claimed, the notification deliveries.
+    async fn write_extras(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        batch: &[IncomingAlert],
+        outcomes: &mut [IngestOutcome],
+        to_enrich: &[Uuid],
+        notify: bool,
+    ) -> StoreResult<()> {
+        Self::queue_triggered_runs(conn, batch, outcomes).await?;
+        Self::insert_enrichment_jobs(conn, to_enrich, false).await?;
         if notify {
             let new: Vec<(&IncomingAlert, &IngestOutcome)> = batch
                 .iter()
-                .zip(&outcomes)
+                .zip(outcomes.iter())
                 .filter(|(_, o)| !o.duplicate)
                 .collect();
-            queued |= Self::queue_alert_created_notifications(&mut tx, &new).await?;
+            Self::queue_alert_created_notifications(conn, &new).await?;
         }
-        tx.commit().await?;
-        if queued {
-            self.jobs_ready.notify_one();
-        }
-        Ok(outcomes)
+        Ok(())
     }
 }

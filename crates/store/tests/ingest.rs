@@ -1395,3 +1395,126 @@ mod rollup {
         assert_eq!(after.by_source.get("planted"), Some(&1000));
     }
 }
+
+fn ingest_key(
+    t: TenantId,
+    prefix: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> bulwark_store::NewApiKey {
+    bulwark_store::NewApiKey {
+        tenant_id: t,
+        name: format!("key {prefix}"),
+        prefix: prefix.into(),
+        digest: vec![7; 32],
+        scopes: vec![bulwark_core::ApiKeyScope::WebhooksIngest],
+        source: None,
+        expires_at,
+        created_by: None,
+        signing_secret: None,
+        accept_key_signature: false,
+        rate_limit: None,
+    }
+}
+
+/// The ingest writer hands the store each alert's key; alerts of a key revoked or expired
+/// since its request was authenticated are not stored, their neighbours are.
+#[tokio::test]
+async fn alerts_of_an_unusable_key_are_left_out_of_the_batch() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let good = s
+        .create_api_key(&ctx(), ingest_key(t, "bwk_good0001", None))
+        .await
+        .expect("key");
+    let revoked = s
+        .create_api_key(&ctx(), ingest_key(t, "bwk_revk0001", None))
+        .await
+        .expect("key");
+    let past = bulwark_core::time::now() - chrono::Duration::seconds(1);
+    let expired = s
+        .create_api_key(&ctx(), ingest_key(t, "bwk_expd0001", Some(past)))
+        .await
+        .expect("key");
+    s.revoke_api_key(
+        &ctx(),
+        &Scope::AllTenants,
+        revoked.id,
+        bulwark_core::time::now(),
+    )
+    .await
+    .expect("revoke");
+    let batch = [
+        incoming(t, Source::Wazuh, wazuh("k.1", "203.0.113.1")),
+        incoming(t, Source::Wazuh, wazuh("k.2", "203.0.113.2")),
+        incoming(t, Source::Wazuh, wazuh("k.3", "203.0.113.3")),
+        incoming(t, Source::Wazuh, wazuh("k.4", "203.0.113.4")),
+        incoming(t, Source::Wazuh, wazuh("k.5", "203.0.113.5")),
+    ];
+    let keys = [
+        Some(good.id),
+        Some(revoked.id),
+        None,
+        Some(expired.id),
+        Some(good.id),
+    ];
+    let out = s
+        .ingest_delivered(&batch, &keys, DAY)
+        .await
+        .expect("ingest");
+    let stored: Vec<bool> = out.iter().map(Option::is_some).collect();
+    assert_eq!(stored, [true, false, true, false, true]);
+    assert_eq!(s.alert_count(t).await.expect("count"), 3);
+    // The kept alerts' outcomes are their own, in order.
+    let again = s
+        .ingest_delivered(&batch[4..], &keys[4..], DAY)
+        .await
+        .expect("again");
+    let first = out[4].as_ref().expect("kept");
+    let dup = again[0].as_ref().expect("kept");
+    assert_eq!(dup.alert_id, first.alert_id);
+    assert!(dup.duplicate);
+    // A batch of only unusable keys stores nothing and fails nothing.
+    let none = s
+        .ingest_delivered(&batch[1..2], &keys[1..2], DAY)
+        .await
+        .expect("none");
+    assert_eq!(none, [None]);
+    assert_eq!(s.alert_count(t).await.expect("count"), 3);
+}
+
+/// A batch that fails part-way (here: an alert of a tenant that does not exist) leaves
+/// nothing behind, and the writer's connection goes on storing the next batch.
+#[tokio::test]
+async fn a_failed_batch_writes_nothing_and_the_next_one_is_stored() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let mut no_source_id = incoming(
+        t,
+        Source::Generic,
+        json!({"title": "first of a failing batch"}),
+    );
+    no_source_id.alert.source_id = None;
+    let ghost = incoming(
+        TenantId(uuid::Uuid::now_v7()),
+        Source::Wazuh,
+        wazuh("g.1", "203.0.113.7"),
+    );
+    let failed = s.ingest(&[no_source_id.clone(), ghost], DAY).await;
+    assert!(
+        failed.is_err(),
+        "an alert of an unknown tenant fails its batch"
+    );
+    assert_eq!(
+        s.alert_count(t).await.expect("count"),
+        0,
+        "nothing half-written"
+    );
+    let ok = s
+        .ingest(&[no_source_id], DAY)
+        .await
+        .expect("the next batch");
+    assert!(!ok[0].duplicate);
+    assert_eq!(s.alert_count(t).await.expect("count"), 1);
+}
