@@ -40,10 +40,11 @@ pub enum WriteError {
 
 impl IngestWriter {
     /// Starts the writer on a thread of its own with a single-threaded runtime. A transaction
-    /// is a dozen statements, each a round trip to the database connection; on the shared
-    /// runtime every round trip waited for a worker thread busy with HTTP requests, which made
-    /// the one writer (the ingest bound) spend most of its time waiting to be scheduled. The
-    /// thread ends when the last sender is dropped.
+    /// on PostgreSQL is a dozen statements, each a round trip; on the shared runtime every
+    /// round trip waited for a worker thread busy with HTTP requests, which made the one
+    /// writer (the ingest bound) spend most of its time waiting to be scheduled. On SQLite the
+    /// store writes the whole transaction on this thread (`sqlite_ingest`). The thread ends
+    /// when the last sender is dropped.
     pub fn start(store: Store, dedup_window: chrono::Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let runtime = tokio::runtime::Builder::new_current_thread()

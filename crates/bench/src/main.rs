@@ -457,8 +457,11 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
 }
 
 /// A realistic payload (1-2 KB) of one of three formats; `n` picks format and identity.
+/// The source address differs for every `n` below 15.6 million, so alerts without a source id
+/// (whose fingerprint includes their indicators) are new alerts, not fingerprint duplicates:
+/// the fill's million alerts are a million rows.
 fn payload(n: u64) -> (&'static str, String) {
-    let ip = format!("203.0.{}.{}", (n / 250) % 250, n % 250);
+    let ip = format!("203.{}.{}.{}", (n / 62_500) % 250, (n / 250) % 250, n % 250);
     let pad = "x".repeat(600);
     match n % 3 {
         0 => ("wazuh", json!({

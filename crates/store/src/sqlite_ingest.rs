@@ -1,17 +1,20 @@
-//! SQLite's row-by-row ingest writes (alerts, observables, their links), run straight on the
-//! handle of the transaction's connection.
+//! SQLite's ingest transaction, written straight on the handle of the writer's connection.
 //!
 //! Why not through sqlx like everything else: sqlx's SQLite driver runs each statement on the
-//! connection's worker thread, and sends every returned row back as a message. A profile of
-//! ingestion showed ~85% of the server's CPU on the write path, most of it thread hand-offs
-//! (context switches, futexes, channel traffic) rather than SQLite's own work. Here the
-//! batch's rows are written by cached single-row statements on the calling thread (the ingest
-//! writer's own), inside the same transaction as the sqlx statements around them: sqlx's
-//! connection stays locked (`lock_handle`) while rusqlite uses its handle, so nothing else
-//! touches it. Multi-row, not one statement per row: SQLite opens a statement journal for each
-//! statement that fires triggers or may hit a conflict, and copies every page the statement
-//! changes into it, so one row per statement measured 20-40% slower (`bulwark-bench
-//! store-ingest`). PostgreSQL keeps its sqlx statements (`ingest::impl_ingest_sqlx_writes`).
+//! connection's worker thread and sends every returned row back as a message. With the cores
+//! busy serving HTTP, those hand-offs (context switches, futexes, wake-ups of the other
+//! thread), not SQLite's own work, were most of the single writer's time (decisions 0009 and
+//! 0011). Here the ingest writer's thread takes the writer connection from the pool, locks
+//! sqlx's worker away from it (`lock_handle`), and issues BEGIN IMMEDIATE, the key check, every
+//! row of the batch (alerts, roll-ups, observables, links, audit chain) and COMMIT itself,
+//! through rusqlite: one hand-off per batch instead of a dozen. Only the rare extras (playbook
+//! runs, enrichment jobs, notification deliveries) go through sqlx, inside the same
+//! transaction. PostgreSQL keeps its sqlx statements (`ingest::impl_ingest_sqlx_writes`).
+//!
+//! Rows are multi-row statements, not one statement per row: SQLite opens a statement journal
+//! for each statement that fires triggers or may hit a conflict, and copies every page the
+//! statement changes into it, so one row per statement measured 20-40% slower (`bulwark-bench
+//! store-ingest`).
 //!
 //! Values are written exactly as sqlx encodes them (UUIDs as 16-byte blobs, timestamps as
 //! RFC 3339 text with `+00:00`, JSON as text), since sqlx reads the rows and SQL compares the
