@@ -136,6 +136,22 @@ pub(crate) fn to_i64(seq: u64) -> StoreResult<i64> {
     i64::try_from(seq).map_err(|_| StoreError::Corrupt("audit sequence overflow".into()))
 }
 
+/// Chains `recs` after `head` for `tenant`: the rows to insert and the new head.
+pub(crate) fn chain_records(
+    tenant: TenantId,
+    mut head: bulwark_audit::ChainHead,
+    recs: Vec<bulwark_audit::NewRecord>,
+) -> StoreResult<(Vec<bulwark_audit::Appended>, bulwark_audit::ChainHead)> {
+    let mut rows = Vec::with_capacity(recs.len());
+    for rec in recs {
+        let appended = bulwark_audit::append(tenant.0, &head, rec)
+            .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
+        head = appended.head;
+        rows.push(appended);
+    }
+    Ok((rows, head))
+}
+
 /// Creates a tenant's chain head at genesis when it has none (bind: tenant, genesis hash).
 pub(crate) const AUDIT_HEAD_INIT: &str = "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) \
      ON CONFLICT (tenant_id) DO NOTHING";
@@ -196,14 +212,7 @@ macro_rules! impl_audit {
                     .bind(tenant.0)
                     .fetch_one(&mut **tx)
                     .await?;
-                    let mut head = head_from(seq, hash)?;
-                    let mut rows = Vec::with_capacity(recs.len());
-                    for rec in recs {
-                        let appended = bulwark_audit::append(tenant.0, &head, rec)
-                            .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
-                        head = appended.head;
-                        rows.push(appended);
-                    }
+                    let (rows, head) = $crate::audit::chain_records(tenant, head_from(seq, hash)?, recs)?;
                     // 10 parameters per row; 500 rows stay far below both backends' limits.
                     for chunk in rows.chunks(500) {
                         let mut qb = QueryBuilder::<$db>::new(format!(

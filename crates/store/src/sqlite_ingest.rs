@@ -20,8 +20,10 @@
 //! RFC 3339 text with `+00:00`, JSON as text), since sqlx reads the rows and SQL compares the
 //! timestamps as text.
 
+use crate::StoreResult;
 use crate::audit::{
-    AUDIT_HEAD_INIT, AUDIT_HEAD_READ, AUDIT_HEAD_WRITE, AUDIT_LOG_INSERT, head_from, to_i64,
+    AUDIT_HEAD_INIT, AUDIT_HEAD_READ, AUDIT_HEAD_WRITE, AUDIT_LOG_INSERT, chain_records, head_from,
+    to_i64,
 };
 use crate::ingest::{
     ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, AlertsWritten, HOURLY_INSERT, HOURLY_TAGS_INSERT,
@@ -31,7 +33,6 @@ use crate::ingest::{
     keyed_outcomes, observable_links, spread_outcomes,
 };
 use crate::sqlite::SqliteStore;
-use crate::{StoreError, StoreResult};
 use bulwark_audit::NewRecord;
 use bulwark_core::{ApiKeyId, TenantId};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -478,14 +479,7 @@ fn append_audit_many(
     let (seq, hash): (i64, Vec<u8>) = conn
         .prepare_cached(AUDIT_HEAD_READ)?
         .query_row(params![tenant.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let mut head = head_from(seq, hash)?;
-    let mut rows = Vec::with_capacity(recs.len());
-    for rec in recs {
-        let appended = bulwark_audit::append(tenant.0, &head, rec)
-            .map_err(|e| StoreError::Corrupt(format!("audit append: {e}")))?;
-        head = appended.head;
-        rows.push(appended);
-    }
+    let (rows, head) = chain_records(tenant, head_from(seq, hash)?, recs)?;
     for chunk in rows.chunks(500) {
         let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 10);
         for a in chunk {
