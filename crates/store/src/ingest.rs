@@ -131,26 +131,6 @@ pub(crate) fn fingerprint_lock_key(tenant: TenantId, fp: &[u8; 32]) -> i64 {
     i64::from_be_bytes(k)
 }
 
-/// The order in which a batch takes its alert locks: tenant, source, then source id or
-/// fingerprint. Every batch on every node uses it, so two batches never wait on each other in
-/// a cycle. `fp` is the alert's fingerprint (only alerts without a source id dedup by it).
-pub(crate) fn dedup_key<'a>(
-    a: &'a IncomingAlert,
-    fp: &[u8; 32],
-) -> (Uuid, &'static str, Option<&'a str>, [u8; 32]) {
-    let fp = if a.alert.source_id.is_some() {
-        [0u8; 32]
-    } else {
-        *fp
-    };
-    (
-        a.tenant_id.0,
-        a.alert.source.as_str(),
-        a.alert.source_id.as_deref(),
-        fp,
-    )
-}
-
 /// Alerts with a source id, grouped by (tenant, source, source id) and the groups sorted by
 /// that key (the lock order). Each group lists batch positions in arrival order: the first is
 /// stored (or matched), the others are duplicates of it. One statement may not upsert the
@@ -218,19 +198,63 @@ pub(crate) fn keyed_outcomes(
         if inserted {
             seen_at[g[0]] = Some(*seen);
         }
-        let last = g.len() - 1;
-        for (j, i) in g.iter().enumerate() {
-            outcomes[*i] = Some(IngestOutcome {
-                alert_id: hit.id,
-                duplicate: !(inserted && j == 0),
-                duplicate_count: hit.duplicate_count - (last - j) as i64,
-                title: hit.title.clone(),
-                severity: hit.severity.clone(),
-                playbooks_triggered: 0,
-            });
-        }
+        group_outcomes(
+            g,
+            inserted,
+            hit.id,
+            hit.duplicate_count,
+            &hit.title,
+            &hit.severity,
+            outcomes,
+        );
     }
     Ok(())
+}
+
+/// The outcomes of one group of copies of an alert (batch positions in arrival order) that
+/// became the stored alert `id` with `duplicate_count` in all: each copy gets the count it
+/// would have seen had the copies come one by one, and only the first copy of an alert
+/// `inserted` new is not a duplicate.
+pub(crate) fn group_outcomes(
+    g: &[usize],
+    inserted: bool,
+    id: Uuid,
+    duplicate_count: i64,
+    title: &str,
+    severity: &str,
+    outcomes: &mut [Option<IngestOutcome>],
+) {
+    let last = g.len().saturating_sub(1);
+    for (j, i) in g.iter().enumerate() {
+        outcomes[*i] = Some(IngestOutcome {
+            alert_id: id,
+            duplicate: !(inserted && j == 0),
+            duplicate_count: duplicate_count - (last - j) as i64,
+            title: title.to_string(),
+            severity: severity.to_string(),
+            playbooks_triggered: 0,
+        });
+    }
+}
+
+/// Alerts without a source id, grouped by (tenant, source, fingerprint), the groups sorted by
+/// that key (the lock order). Each group lists batch positions in arrival order: the first is
+/// stored (or matched within the window), the others are duplicates of it.
+pub(crate) fn fold_by_fingerprint(
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    unkeyed: &[usize],
+) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<(Uuid, &'static str, [u8; 32]), Vec<usize>> =
+        Default::default();
+    for &i in unkeyed {
+        let a = &batch[i];
+        groups
+            .entry((a.tenant_id.0, a.alert.source.as_str(), fps[i]))
+            .or_default()
+            .push(i);
+    }
+    groups.into_values().collect()
 }
 
 /// The columns every alert insert sets, in bind order.
@@ -460,14 +484,13 @@ pub(crate) fn ingest_audit_records(
 /// The statements of an ingest batch that write many rows, as multi-row statements through
 /// sqlx (PostgreSQL: one round trip each). SQLite has its own (`sqlite_ingest`).
 macro_rules! impl_ingest_sqlx_writes {
-    ($store:ident, $db:ty, $fp_lock:literal) => {
+    ($store:ident, $db:ty) => {
         mod ingest_writes_impl {
             use super::$store;
             use $crate::ingest::{
-                ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, KeyedHit, dedup_key,
+                ALERT_INSERT_COLUMNS, IncomingAlert, IngestOutcome, KeyedHit,
                 fingerprint_lock_key, fold_by_source_id,
             };
-            use sqlx::AssertSqlSafe;
             use $crate::StoreResult;
             use bulwark_core::TenantId;
             use sqlx::types::Json;
@@ -483,87 +506,145 @@ macro_rules! impl_ingest_sqlx_writes {
 
 
             impl $store {
-                /// An alert without a source id: matched by fingerprint within the window
-                /// (under an advisory lock on PostgreSQL), else inserted.
-                async fn ingest_one(
+                /// The alerts without a source id, folded per (tenant, source, fingerprint):
+                /// each group is matched to an alert stored within the window, or inserted.
+                /// Four statements for the whole batch, not three per alert: the advisory
+                /// locks of every group, the matching read, one multi-row update of the
+                /// matched alerts, and multi-row inserts of the others.
+                async fn write_by_fingerprint(
                     tx: &mut sqlx::Transaction<'static, $db>,
-                    a: &IncomingAlert,
-                    fp: &[u8; 32],
+                    batch: &[IncomingAlert],
+                    fps: &[[u8; 32]],
+                    groups: &[Vec<usize>],
                     window: chrono::Duration,
-                ) -> StoreResult<(IngestOutcome, chrono::DateTime<chrono::Utc>)> {
-                    let n = &a.alert;
-                    let now = bulwark_core::time::now();
-                    if !$fp_lock.is_empty() {
-                        sqlx::query($fp_lock)
-                            .bind(fingerprint_lock_key(a.tenant_id, fp))
-                            .execute(&mut **tx)
-                            .await?;
+                    outcomes: &mut [Option<IngestOutcome>],
+                    seen_at: &mut [Option<chrono::DateTime<chrono::Utc>>],
+                ) -> StoreResult<()> {
+                    if groups.is_empty() {
+                        return Ok(());
                     }
-                    let existing: Option<Hit> = sqlx::query_as(
-                        "SELECT id, duplicate_count, title, severity FROM alerts \
-                         WHERE tenant_id = $1 AND fingerprint = $2 AND source_id IS NULL \
-                         AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 1",
+                    // The check-then-insert of a fingerprint is serialized across nodes by a
+                    // transaction-scoped advisory lock. All of the batch's locks are taken
+                    // first, in ascending key order (unnest keeps the array's order), before
+                    // any row lock: two batches cannot wait on each other in a cycle.
+                    let mut keys: Vec<i64> = groups
+                        .iter()
+                        .map(|g| fingerprint_lock_key(batch[g[0]].tenant_id, &fps[g[0]]))
+                        .collect();
+                    keys.sort_unstable();
+                    keys.dedup();
+                    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
+                        .bind(&keys)
+                        .execute(&mut **tx)
+                        .await?;
+                    // The newest alert of each group's fingerprint within the window.
+                    let tenants: Vec<Uuid> = groups.iter().map(|g| batch[g[0]].tenant_id.0).collect();
+                    let prints: Vec<Vec<u8>> = groups.iter().map(|g| fps[g[0]].to_vec()).collect();
+                    let since: Vec<chrono::DateTime<chrono::Utc>> =
+                        groups.iter().map(|g| batch[g[0]].received_at - window).collect();
+                    let matched: Vec<(i64, Uuid)> = sqlx::query_as(
+                        "SELECT DISTINCT ON (w.o) w.o, a.id \
+                         FROM unnest($1::uuid[], $2::bytea[], $3::timestamptz[]) WITH ORDINALITY AS w(t, f, since, o) \
+                         JOIN alerts a ON a.tenant_id = w.t AND a.fingerprint = w.f AND a.source_id IS NULL \
+                         AND a.last_seen >= w.since \
+                         ORDER BY w.o, a.last_seen DESC",
                     )
-                    .bind(a.tenant_id.0)
-                    .bind(fp.to_vec())
-                    .bind(a.received_at - window)
-                    .fetch_optional(&mut **tx)
+                    .bind(&tenants)
+                    .bind(&prints)
+                    .bind(&since)
+                    .fetch_all(&mut **tx)
                     .await?;
-                    // A new alert's first_seen is its id's millisecond (see `v7_time`).
-                    let id = Uuid::now_v7();
-                    let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-                    let hit: Hit = match existing {
-                        Some(h) => sqlx::query_as(
-                            "UPDATE alerts SET duplicate_count = duplicate_count + 1, \
-                             last_seen = $1, latest_payload = $2, updated_at = $1 WHERE id = $3 \
-                             RETURNING id, duplicate_count, title, severity",
+                    let mut existing: std::collections::HashMap<usize, Uuid> = std::collections::HashMap::new();
+                    for (o, id) in matched {
+                        let at = usize::try_from(o - 1)
+                            .map_err(|_| $crate::StoreError::Corrupt("bad ordinal".into()))?;
+                        existing.insert(at, id);
+                    }
+                    let now = bulwark_core::time::now();
+                    // Matched: every copy is a duplicate; the last one is the latest payload.
+                    let dup_groups: Vec<(usize, Uuid)> =
+                        (0..groups.len()).filter_map(|k| existing.get(&k).map(|id| (k, *id))).collect();
+                    if !dup_groups.is_empty() {
+                        let ids: Vec<Uuid> = dup_groups.iter().map(|(_, id)| *id).collect();
+                        let counts: Vec<i64> = dup_groups.iter().map(|(k, _)| groups[*k].len() as i64).collect();
+                        let latest: Vec<&str> = dup_groups
+                            .iter()
+                            .map(|(k, _)| groups[*k].last().map_or("", |i| batch[*i].raw.as_str()))
+                            .collect();
+                        let rows: Vec<Hit> = sqlx::query_as(
+                            "UPDATE alerts a SET duplicate_count = a.duplicate_count + u.n, last_seen = $4, \
+                             latest_payload = u.latest, updated_at = $4 \
+                             FROM unnest($1::uuid[], $2::int8[], $3::text[]) AS u(id, n, latest) WHERE a.id = u.id \
+                             RETURNING a.id, a.duplicate_count, a.title, a.severity",
                         )
+                        .bind(&ids)
+                        .bind(&counts)
+                        .bind(&latest)
                         .bind(now)
-                        .bind(&a.raw)
-                        .bind(h.id)
-                        .fetch_one(&mut **tx)
-                        .await?,
-                        None => sqlx::query_as(AssertSqlSafe(format!(
-                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                             NULL, 0, $18, $18, $18, $18, $19, $20) \
-                             RETURNING id, duplicate_count, title, severity"
-                        )))
-                        .bind(id)
-                        .bind(a.tenant_id.0)
-                        .bind(n.source.as_str())
-                        .bind(n.source_id.clone())
-                        .bind(fp.to_vec())
-                        .bind(&n.title)
-                        .bind(n.severity.as_str())
-                        .bind(n.severity_original.clone())
-                        .bind(n.rule_name.clone())
-                        .bind(n.rule_id.clone())
-                        .bind(n.event_time)
-                        .bind(n.source_ip.map(|i| i.to_string()))
-                        .bind(n.dest_ip.map(|i| i.to_string()))
-                        .bind(n.hostname.clone())
-                        .bind(n.username.clone())
-                        .bind(Json(n))
-                        .bind(&a.raw)
-                        .bind(seen)
-                        .bind(n.description.clone())
-                        .bind(Json(&n.tags))
-                        .fetch_one(&mut **tx)
-                        .await?,
-                    };
-                    let duplicate = hit.duplicate_count > 0;
-                    Ok((
-                        IngestOutcome {
-                            alert_id: hit.id,
-                            duplicate,
-                            duplicate_count: hit.duplicate_count,
-                            title: hit.title,
-                            severity: hit.severity,
-                            playbooks_triggered: 0,
-                        },
-                        seen,
-                    ))
+                        .fetch_all(&mut **tx)
+                        .await?;
+                        let hits: std::collections::HashMap<Uuid, Hit> = rows.into_iter().map(|h| (h.id, h)).collect();
+                        for (k, id) in &dup_groups {
+                            let h = hits.get(id).ok_or_else(|| {
+                                $crate::StoreError::Corrupt("update returned no row for an alert".into())
+                            })?;
+                            $crate::ingest::group_outcomes(&groups[*k], false, h.id, h.duplicate_count, &h.title, &h.severity, outcomes);
+                        }
+                    }
+                    // Not matched: the first copy is stored, the others count as its duplicates.
+                    let new_groups: Vec<&Vec<usize>> =
+                        (0..groups.len()).filter(|k| !existing.contains_key(k)).map(|k| &groups[k]).collect();
+                    for chunk in new_groups.chunks(400) {
+                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
+                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
+                        ));
+                        qb.push_values(chunk, |mut b, g| {
+                            let first = &batch[g[0]];
+                            let n = &first.alert;
+                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+                            let id = Uuid::now_v7();
+                            // first_seen is the id's millisecond (see `alerts::window_ids`).
+                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+                            ids.push((id, seen));
+                            b.push_bind(id)
+                                .push_bind(first.tenant_id.0)
+                                .push_bind(n.source.as_str())
+                                .push_bind(None::<String>)
+                                .push_bind(fps[g[0]].to_vec())
+                                .push_bind(n.title.clone())
+                                .push_bind(n.severity.as_str())
+                                .push_bind(n.severity_original.clone())
+                                .push_bind(n.rule_name.clone())
+                                .push_bind(n.rule_id.clone())
+                                .push_bind(n.event_time)
+                                .push_bind(n.source_ip.map(|i| i.to_string()))
+                                .push_bind(n.dest_ip.map(|i| i.to_string()))
+                                .push_bind(n.hostname.clone())
+                                .push_bind(n.username.clone())
+                                .push_bind(Json(n.clone()))
+                                .push_bind(first.raw.clone())
+                                .push_bind(last.map(|a| a.raw.clone()))
+                                .push_bind(g.len() as i64 - 1)
+                                .push_bind(seen)
+                                .push_bind(seen)
+                                .push_bind(seen)
+                                .push_bind(seen)
+                                .push_bind(n.description.clone())
+                                .push_bind(Json(n.tags.clone()));
+                        });
+                        qb.push(" RETURNING id, duplicate_count, title, severity");
+                        let rows: Vec<Hit> = qb.build_query_as().fetch_all(&mut **tx).await?;
+                        let hits: std::collections::HashMap<Uuid, Hit> = rows.into_iter().map(|h| (h.id, h)).collect();
+                        for (g, (id, seen)) in chunk.iter().zip(&ids) {
+                            let h = hits.get(id).ok_or_else(|| {
+                                $crate::StoreError::Corrupt("insert returned no row for an alert".into())
+                            })?;
+                            seen_at[g[0]] = Some(*seen);
+                            $crate::ingest::group_outcomes(g, true, h.id, h.duplicate_count, &h.title, &h.severity, outcomes);
+                        }
+                    }
+                    Ok(())
                 }
             }
 
@@ -576,22 +657,17 @@ macro_rules! impl_ingest_sqlx_writes {
                     fps: &[[u8; 32]],
                     window: chrono::Duration,
                 ) -> StoreResult<(Vec<IngestOutcome>, Vec<Option<chrono::DateTime<chrono::Utc>>>)> {
-                    // Alerts without a source id first (their dedup key sorts first), one by one;
-                    // then alerts with one, folded per key and written by multi-row upserts.
-                    let (mut by_fp, keyed): (Vec<usize>, Vec<usize>) =
+                    // Alerts without a source id first (their locks come first), folded per
+                    // fingerprint; then alerts with one, folded per key and written by
+                    // multi-row upserts.
+                    let (by_fp, keyed): (Vec<usize>, Vec<usize>) =
                         (0..batch.len()).partition(|i| batch[*i].alert.source_id.is_none());
-                    by_fp.sort_by(|x, y| dedup_key(&batch[*x], &fps[*x]).cmp(&dedup_key(&batch[*y], &fps[*y])));
+                    let fp_groups = $crate::ingest::fold_by_fingerprint(batch, fps, &by_fp);
                     let groups = fold_by_source_id(batch, &keyed);
                     let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
                     // first_seen of each alert stored new (for the dashboard roll-up).
                     let mut seen_at: Vec<Option<chrono::DateTime<chrono::Utc>>> = vec![None; batch.len()];
-                    for i in by_fp {
-                        let (o, seen) = Self::ingest_one(tx, &batch[i], &fps[i], window).await?;
-                        if !o.duplicate {
-                            seen_at[i] = Some(seen);
-                        }
-                        outcomes[i] = Some(o);
-                    }
+                    Self::write_by_fingerprint(tx, batch, fps, &fp_groups, window, &mut outcomes, &mut seen_at).await?;
                     let now = bulwark_core::time::now();
                     for chunk in groups.chunks(400) {
                         let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());

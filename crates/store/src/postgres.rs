@@ -147,11 +147,7 @@ impl Health for PgStore {
 crate::foundation::impl_foundation!(PgStore, sqlx::Postgres);
 crate::audit::impl_audit!(PgStore, sqlx::Postgres, " FOR UPDATE");
 crate::ingest::impl_ingest!(PgStore, sqlx::Postgres);
-crate::ingest::impl_ingest_sqlx_writes!(
-    PgStore,
-    sqlx::Postgres,
-    "SELECT pg_advisory_xact_lock($1)"
-);
+crate::ingest::impl_ingest_sqlx_writes!(PgStore, sqlx::Postgres);
 crate::ingest_ops::impl_ingest_ops!(PgStore, sqlx::Postgres);
 crate::alerts::impl_alerts!(PgStore, sqlx::Postgres);
 crate::tag_access::impl_tag_access!(PgStore, sqlx::Postgres);

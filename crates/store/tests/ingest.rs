@@ -232,6 +232,9 @@ async fn a_failing_batch_stores_nothing() {
             wazuh("bad-1", "203.0.113.2"),
         ),
     ];
+    let mut no_source_id = incoming(t, Source::Generic, json!({"title": "no id", "host": "h1"}));
+    no_source_id.alert.source_id = None;
+    let batch = [no_source_id, batch[0].clone(), batch[1].clone()];
     assert!(s.ingest(&batch, DAY).await.is_err());
     assert_eq!(s.alert_count(t).await.expect("count"), 0);
     assert_eq!(
@@ -240,6 +243,51 @@ async fn a_failing_batch_stores_nothing() {
             .expect("obs"),
         None
     );
+    // The writer's connection goes on: the good alerts alone are stored, both new.
+    let out = s.ingest(&batch[..2], DAY).await.expect("the next batch");
+    assert!(out.iter().all(|o| !o.duplicate));
+    assert_eq!(s.alert_count(t).await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn copies_without_a_source_id_inside_one_batch_fold_too() {
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let g = |host: &str| {
+        let mut a = incoming(
+            t,
+            Source::Generic,
+            json!({"title": "Beacon", "severity": "low", "hostname": host, "source_ip": "203.0.113.80"}),
+        );
+        a.alert.source_id = None;
+        a
+    };
+    let counts = |out: &[bulwark_store::ingest::IngestOutcome]| {
+        out.iter()
+            .map(|o| (o.duplicate, o.duplicate_count))
+            .collect::<Vec<_>>()
+    };
+    let first = s
+        .ingest(&[g("ws-1"), g("ws-2"), g("ws-1"), g("ws-1")], DAY)
+        .await
+        .expect("ingest");
+    assert_eq!(
+        counts(&first),
+        [(false, 0), (false, 0), (true, 1), (true, 2)]
+    );
+    assert_eq!(first[0].alert_id, first[2].alert_id);
+    assert_eq!(first[0].alert_id, first[3].alert_id);
+    assert_ne!(first[0].alert_id, first[1].alert_id);
+    // Copies matching alerts stored before count on from there.
+    let second = s
+        .ingest(&[g("ws-2"), g("ws-1"), g("ws-1")], DAY)
+        .await
+        .expect("ingest");
+    assert_eq!(counts(&second), [(true, 1), (true, 3), (true, 4)]);
+    assert_eq!(second[0].alert_id, first[1].alert_id);
+    assert_eq!(second[1].alert_id, first[0].alert_id);
+    assert_eq!(s.alert_count(t).await.expect("count"), 2);
 }
 
 #[tokio::test]
@@ -1481,40 +1529,4 @@ async fn alerts_of_an_unusable_key_are_left_out_of_the_batch() {
         .expect("none");
     assert_eq!(none, [None]);
     assert_eq!(s.alert_count(t).await.expect("count"), 3);
-}
-
-/// A batch that fails part-way (here: an alert of a tenant that does not exist) leaves
-/// nothing behind, and the writer's connection goes on storing the next batch.
-#[tokio::test]
-async fn a_failed_batch_writes_nothing_and_the_next_one_is_stored() {
-    let db = fresh().await;
-    let s = &db.store;
-    let t = tenant(s, "acme").await;
-    let mut no_source_id = incoming(
-        t,
-        Source::Generic,
-        json!({"title": "first of a failing batch"}),
-    );
-    no_source_id.alert.source_id = None;
-    let ghost = incoming(
-        TenantId(uuid::Uuid::now_v7()),
-        Source::Wazuh,
-        wazuh("g.1", "203.0.113.7"),
-    );
-    let failed = s.ingest(&[no_source_id.clone(), ghost], DAY).await;
-    assert!(
-        failed.is_err(),
-        "an alert of an unknown tenant fails its batch"
-    );
-    assert_eq!(
-        s.alert_count(t).await.expect("count"),
-        0,
-        "nothing half-written"
-    );
-    let ok = s
-        .ingest(&[no_source_id], DAY)
-        .await
-        .expect("the next batch");
-    assert!(!ok[0].duplicate);
-    assert_eq!(s.alert_count(t).await.expect("count"), 1);
 }
