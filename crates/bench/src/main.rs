@@ -456,6 +456,18 @@ async fn foundation(args: &Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// The alert the `i`-th send of a phase carries (the phase's counter starts at `first`): 30%
+/// of sends (`i % 10 < 3`) repeat the one sent `back` steps of the counter earlier. `back`
+/// ends in 3, so that earlier send has `i % 10` of 7-9: it carried its own, new alert, and the
+/// repeat is a real duplicate (by source id, or by fingerprint for payloads without one).
+fn repeated(i: u64, first: u64, back: u64) -> u64 {
+    if i % 10 < 3 && i >= first + back {
+        i - back
+    } else {
+        i
+    }
+}
+
 /// A realistic payload (1-2 KB) of one of three formats; `n` picks format and identity.
 /// The source address differs for every `n` below 15.6 million, so alerts without a source id
 /// (whose fingerprint includes their indicators) are new alerts, not fingerprint duplicates:
@@ -544,7 +556,7 @@ async fn ingest(
             duration,
             move |c| {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+                let n = repeated(i, 0, 3);
                 let (src, body) = payload(n);
                 c.post(format!("{base}/api/v1/webhooks/alerts/{src}"))
                     .header("x-api-key", &key)
@@ -562,7 +574,7 @@ async fn ingest(
         Some(
             fixed_rate(rate, duration, move |c| {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+                let n = repeated(i, 0, 3);
                 let (src, body) = payload(n);
                 c.post(format!("{base}/api/v1/webhooks/alerts/{src}"))
                     .header("x-api-key", &key)
@@ -587,7 +599,7 @@ async fn ingest(
                 let mut body = String::new();
                 for _ in 0..100 {
                     let i = counter.fetch_add(3, Ordering::Relaxed);
-                    let n = if i % 10 < 3 { i / 2 - i / 2 % 3 } else { i };
+                    let n = repeated(i, 10_000_000, 303);
                     body.push_str(&payload(n).1);
                     body.push('\n');
                 }
@@ -697,7 +709,7 @@ fn store_alerts(
     let ctx = bulwark_store::ChangeCtx::system("bench");
     (0..alerts)
         .map(|i| {
-            let n = if i % 10 < 3 && i > 10 { i / 2 } else { i };
+            let n = repeated(i, 0, 3);
             let (src, body) = payload(n);
             let source: bulwark_normalize::Source =
                 src.parse().map_err(|_| anyhow::anyhow!("source"))?;

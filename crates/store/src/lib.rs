@@ -241,8 +241,8 @@ pub trait ApiKeyStore {
     async fn api_key_by_prefix(&self, prefix: &str) -> StoreResult<Option<ApiKeyCredentials>>;
     /// Writes batched `last_used_at` values (kept in memory between flushes).
     async fn touch_api_keys(&self, used: &[(ApiKeyId, DateTime<Utc>)]) -> StoreResult<()>;
-    /// Which of `ids` are usable at `now` (not revoked, not expired): the ingest writer's
-    /// check of a batch's keys just before storing it.
+    /// Which of `ids` are usable at `now` (not revoked, not expired): on PostgreSQL, the
+    /// ingest check of a batch's keys just before its transaction (SQLite checks inside it).
     async fn usable_api_keys(
         &self,
         ids: &[ApiKeyId],
