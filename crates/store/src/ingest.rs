@@ -505,6 +505,61 @@ macro_rules! impl_ingest_sqlx_writes {
             }
 
 
+            /// The multi-row insert of each group's first alert (`ALERT_INSERT_COLUMNS`), its
+            /// duplicate count the group's other copies and its latest payload the last copy;
+            /// returns the statement so far and the id and first_seen offered to each group.
+            /// `stamped`: created_at and updated_at, or the first_seen when `None`.
+            fn insert_first_copies<G: AsRef<[usize]>>(
+                batch: &[IncomingAlert],
+                fps: &[[u8; 32]],
+                chunk: &[G],
+                now: chrono::DateTime<chrono::Utc>,
+                stamped: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> (sqlx::QueryBuilder<$db>, Vec<(Uuid, chrono::DateTime<chrono::Utc>)>) {
+                let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
+                ));
+                qb.push_values(chunk, |mut b, g| {
+                    let g = g.as_ref();
+                    let first = &batch[g[0]];
+                    let n = &first.alert;
+                    let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+                    let id = Uuid::now_v7();
+                    // first_seen is the id's millisecond: a time window of the queue is then
+                    // an id range (`alerts::window_ids`).
+                    let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+                    ids.push((id, seen));
+                    let stamp = stamped.unwrap_or(seen);
+                    b.push_bind(id)
+                        .push_bind(first.tenant_id.0)
+                        .push_bind(n.source.as_str())
+                        .push_bind(n.source_id.clone())
+                        .push_bind(fps[g[0]].to_vec())
+                        .push_bind(n.title.clone())
+                        .push_bind(n.severity.as_str())
+                        .push_bind(n.severity_original.clone())
+                        .push_bind(n.rule_name.clone())
+                        .push_bind(n.rule_id.clone())
+                        .push_bind(n.event_time)
+                        .push_bind(n.source_ip.map(|i| i.to_string()))
+                        .push_bind(n.dest_ip.map(|i| i.to_string()))
+                        .push_bind(n.hostname.clone())
+                        .push_bind(n.username.clone())
+                        .push_bind(Json(n.clone()))
+                        .push_bind(first.raw.clone())
+                        .push_bind(last.map(|a| a.raw.clone()))
+                        .push_bind(g.len() as i64 - 1)
+                        .push_bind(seen)
+                        .push_bind(seen)
+                        .push_bind(stamp)
+                        .push_bind(stamp)
+                        .push_bind(n.description.clone())
+                        .push_bind(Json(n.tags.clone()));
+                });
+                (qb, ids)
+            }
+
             impl $store {
                 /// The alerts without a source id, folded per (tenant, source, fingerprint):
                 /// each group is matched to an alert stored within the window, or inserted.
@@ -595,44 +650,7 @@ macro_rules! impl_ingest_sqlx_writes {
                     let new_groups: Vec<&Vec<usize>> =
                         (0..groups.len()).filter(|k| !existing.contains_key(k)).map(|k| &groups[k]).collect();
                     for chunk in new_groups.chunks(400) {
-                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
-                        ));
-                        qb.push_values(chunk, |mut b, g| {
-                            let first = &batch[g[0]];
-                            let n = &first.alert;
-                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
-                            let id = Uuid::now_v7();
-                            // first_seen is the id's millisecond (see `alerts::window_ids`).
-                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-                            ids.push((id, seen));
-                            b.push_bind(id)
-                                .push_bind(first.tenant_id.0)
-                                .push_bind(n.source.as_str())
-                                .push_bind(None::<String>)
-                                .push_bind(fps[g[0]].to_vec())
-                                .push_bind(n.title.clone())
-                                .push_bind(n.severity.as_str())
-                                .push_bind(n.severity_original.clone())
-                                .push_bind(n.rule_name.clone())
-                                .push_bind(n.rule_id.clone())
-                                .push_bind(n.event_time)
-                                .push_bind(n.source_ip.map(|i| i.to_string()))
-                                .push_bind(n.dest_ip.map(|i| i.to_string()))
-                                .push_bind(n.hostname.clone())
-                                .push_bind(n.username.clone())
-                                .push_bind(Json(n.clone()))
-                                .push_bind(first.raw.clone())
-                                .push_bind(last.map(|a| a.raw.clone()))
-                                .push_bind(g.len() as i64 - 1)
-                                .push_bind(seen)
-                                .push_bind(seen)
-                                .push_bind(seen)
-                                .push_bind(seen)
-                                .push_bind(n.description.clone())
-                                .push_bind(Json(n.tags.clone()));
-                        });
+                        let (mut qb, ids) = insert_first_copies(batch, fps, chunk, now, None);
                         qb.push(" RETURNING id, duplicate_count, title, severity");
                         let rows: Vec<Hit> = qb.build_query_as().fetch_all(&mut **tx).await?;
                         let hits: std::collections::HashMap<Uuid, Hit> = rows.into_iter().map(|h| (h.id, h)).collect();
@@ -670,45 +688,7 @@ macro_rules! impl_ingest_sqlx_writes {
                     Self::write_by_fingerprint(tx, batch, fps, &fp_groups, window, &mut outcomes, &mut seen_at).await?;
                     let now = bulwark_core::time::now();
                     for chunk in groups.chunks(400) {
-                        let mut ids: Vec<(Uuid, chrono::DateTime<chrono::Utc>)> = Vec::with_capacity(chunk.len());
-                        let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                            "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) "
-                        ));
-                        qb.push_values(chunk, |mut b, g| {
-                            let first = &batch[g[0]];
-                            let n = &first.alert;
-                            let last = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
-                            let id = Uuid::now_v7();
-                            // first_seen is the id's millisecond: a time window of the queue
-                            // is then an id range (`alerts::window_ids`).
-                            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-                            ids.push((id, seen));
-                            b.push_bind(id)
-                                .push_bind(first.tenant_id.0)
-                                .push_bind(n.source.as_str())
-                                .push_bind(n.source_id.clone())
-                                .push_bind(fps[g[0]].to_vec())
-                                .push_bind(n.title.clone())
-                                .push_bind(n.severity.as_str())
-                                .push_bind(n.severity_original.clone())
-                                .push_bind(n.rule_name.clone())
-                                .push_bind(n.rule_id.clone())
-                                .push_bind(n.event_time)
-                                .push_bind(n.source_ip.map(|i| i.to_string()))
-                                .push_bind(n.dest_ip.map(|i| i.to_string()))
-                                .push_bind(n.hostname.clone())
-                                .push_bind(n.username.clone())
-                                .push_bind(Json(n.clone()))
-                                .push_bind(first.raw.clone())
-                                .push_bind(last.map(|a| a.raw.clone()))
-                                .push_bind(g.len() as i64 - 1)
-                                .push_bind(seen)
-                                .push_bind(seen)
-                                .push_bind(now)
-                                .push_bind(now)
-                                .push_bind(n.description.clone())
-                                .push_bind(Json(n.tags.clone()));
-                        });
+                        let (mut qb, ids) = insert_first_copies(batch, fps, chunk, now, Some(now));
                         // A key already stored absorbs all of this batch's copies as duplicates.
                         qb.push($crate::ingest::ALERT_UPSERT_TAIL);
                         let rows: Vec<KeyedHit> = qb.build_query_as().fetch_all(&mut **tx).await?;
