@@ -26,6 +26,7 @@ mod postgres;
 mod scope_sql;
 pub mod sessions;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_ingest;
 pub mod tag_access;
 #[cfg(any(test, feature = "testing"))]
