@@ -658,6 +658,11 @@ async fn ingest(
     } else {
         String::new()
     };
+    // The server at rest after the load: freed memory is handed back to the system every
+    // 5 s (`bulwark::memory::TRIM_EVERY`), so the figures right after a phase include memory
+    // freed but not yet returned.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let rss_idle = server.rss_kib();
     server.stop()?;
     let mb = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -698,6 +703,10 @@ async fn ingest(
         100.0 * single.rate / healthz.rate.max(1.0), mb(rss_single), mb(rss_after)
     ));
     out.push_str(&fill_report);
+    out.push_str(&format!(
+        "RSS 6 s after the last phase, idle: {:.1} MB.\n",
+        rss_idle.unwrap_or(0) as f64 / 1024.0
+    ));
     Ok(out)
 }
 

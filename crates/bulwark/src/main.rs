@@ -146,12 +146,16 @@ async fn open_store(config: &Config) -> anyhow::Result<bulwark_store::Store> {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            bulwark::memory::start_trimming();
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("BULWARK_LISTEN: cannot listen on {}", config.listen))?;
             server::serve(config, listener, server::shutdown_signal()).await
         }
-        Command::Worker => server::run_worker(config).await,
+        Command::Worker => {
+            bulwark::memory::start_trimming();
+            server::run_worker(config).await
+        }
         Command::Migrate => {
             bootstrap::ensure_data_dir(&config)?;
             let backend = bulwark_store::migrate(config.database_url.expose()).await?;

@@ -35,6 +35,37 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// How often [`start_trimming`] hands free memory back to the system.
+pub const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts a thread that calls `malloc_trim(0)` every [`TRIM_EVERY`]: glibc keeps what is freed
+/// inside its heaps for reuse and gives back only the top of the main heap. After a burst of
+/// NDJSON batches (megabytes of bodies, normalized alerts and rows built and dropped per
+/// batch) ~120 MB of freed memory stayed resident: RSS 207.7 MB, 89.7 MB after one
+/// `malloc_trim(0)` (docs/benchmarks.md). The call takes each arena's lock as malloc does, for
+/// the time it takes to advise the kernel of the free pages. Nothing elsewhere than glibc.
+pub fn start_trimming() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let spawned = std::thread::Builder::new()
+            .name("bulwark-trim".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(TRIM_EVERY);
+                    // SAFETY: malloc_trim only returns free pages of malloc's own heaps to the
+                    // system; it synchronizes with other threads' malloc and free itself.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            eprintln!("bulwark: cannot start the memory trimming thread: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
