@@ -705,7 +705,7 @@ async fn ingest(
     out.push_str(&fill_report);
     out.push_str(&format!(
         "RSS 6 s after the last phase, idle: {:.1} MB.\n",
-        rss_idle.unwrap_or(0) as f64 / 1024.0
+        mb(rss_idle)
     ));
     Ok(out)
 }
