@@ -29,17 +29,17 @@ use crate::ingest::{
     ALERT_INSERT_COLUMNS, ALERT_UPSERT_TAIL, AlertsWritten, HOURLY_INSERT, HOURLY_TAGS_INSERT,
     HOURLY_TAGS_UPSERT_TAIL, HOURLY_UPSERT_TAIL, IncomingAlert, IngestOutcome, KeyedHit,
     OBSERVABLE_INSERT_COLUMNS, OBSERVABLE_UPSERT_TAIL, ObservableIds, Sightings, batch_sightings,
-    distinct_keys, fold_by_source_id, hourly_counts, ingest_audit_records, kept_alerts,
-    keyed_outcomes, observable_links, spread_outcomes,
+    distinct_keys, fold_by_fingerprint, fold_by_source_id, group_outcomes, hourly_counts,
+    ingest_audit_records, kept_alerts, keyed_outcomes, observable_links, spread_outcomes,
 };
 use crate::sqlite::SqliteStore;
 use bulwark_audit::NewRecord;
 use bulwark_core::{ApiKeyId, TenantId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use rusqlite::{params, params_from_iter};
 use sqlx::Sqlite;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// A timestamp as sqlx writes `DateTime<Utc>` to SQLite.
@@ -78,7 +78,7 @@ impl<'t> Locked<'t> {
     }
 }
 
-/// The stored alert an incoming one became (new or matched).
+/// The stored alert a group of copies became (new or matched), as `RETURNING` reads it.
 struct Hit {
     id: Uuid,
     duplicate_count: i64,
@@ -96,86 +96,6 @@ fn hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
 }
 
 const RETURNING_HIT: &str = " RETURNING id, duplicate_count, title, severity";
-
-/// A new alert without a source id; `?1`..`?21` in `ALERT_INSERT_COLUMNS` order.
-fn insert_sql() -> String {
-    format!(
-        "INSERT INTO alerts ({ALERT_INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
-         ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, 0, ?18, ?18, ?19, ?19, ?20, ?21){RETURNING_HIT}"
-    )
-}
-
-/// Stores one alert without a source id, deduplicated by fingerprint within `window` (the
-/// single writer makes the check-then-insert safe). Returns its outcome and, when stored new,
-/// its first_seen.
-fn write_alert(
-    conn: &rusqlite::Connection,
-    a: &IncomingAlert,
-    fp: &[u8; 32],
-    window: chrono::Duration,
-) -> rusqlite::Result<(IngestOutcome, Option<DateTime<Utc>>)> {
-    let n = &a.alert;
-    let now = bulwark_core::time::now();
-    let id = Uuid::now_v7();
-    // A new alert's first_seen is its id's millisecond (see `alerts::window_ids`).
-    let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-    let existing: Option<Uuid> = conn
-        .prepare_cached(
-            "SELECT id FROM alerts WHERE tenant_id = ?1 AND fingerprint = ?2 AND source_id IS NULL \
-                 AND last_seen >= ?3 ORDER BY last_seen DESC LIMIT 1",
-        )?
-        .query_row(
-            params![a.tenant_id.0, &fp[..], ts(a.received_at - window)],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let h = match existing {
-        Some(existing) => conn
-            .prepare_cached(&format!(
-                "UPDATE alerts SET duplicate_count = duplicate_count + 1, last_seen = ?1, \
-                 latest_payload = ?2, updated_at = ?1 WHERE id = ?3{RETURNING_HIT}"
-            ))?
-            .query_row(params![ts(now), a.raw, existing], hit)?,
-        None => conn.prepare_cached(&insert_sql())?.query_row(
-            params![
-                id,
-                a.tenant_id.0,
-                n.source.as_str(),
-                n.source_id,
-                &fp[..],
-                n.title,
-                n.severity.as_str(),
-                n.severity_original,
-                n.rule_name,
-                n.rule_id,
-                n.event_time.map(ts),
-                n.source_ip.map(|i| i.to_string()),
-                n.dest_ip.map(|i| i.to_string()),
-                n.hostname,
-                n.username,
-                json(n)?,
-                a.raw,
-                ts(seen),
-                ts(now),
-                n.description,
-                json(&n.tags)?,
-            ],
-            hit,
-        )?,
-    };
-    let inserted = h.id == id;
-    Ok((
-        IngestOutcome {
-            alert_id: h.id,
-            duplicate: !inserted,
-            duplicate_count: h.duplicate_count,
-            title: h.title,
-            severity: h.severity,
-            playbooks_triggered: 0,
-        },
-        inserted.then_some(seen),
-    ))
-}
 
 /// A bound value; text and blobs borrowed from the batch where they can be.
 type Param<'a> = ToSqlOutput<'a>;
@@ -216,8 +136,101 @@ fn multi_row(head: &str, rows: usize, cols: usize) -> String {
     sql
 }
 
+/// The `ALERT_INSERT_COLUMNS` values (25) of a group's first alert `first`: its duplicate
+/// count the group's other copies, its latest payload the last copy's (`latest`).
+#[allow(clippy::too_many_arguments)]
+fn push_alert_values<'a>(
+    values: &mut Vec<Param<'a>>,
+    first: &'a IncomingAlert,
+    fp: &'a [u8; 32],
+    latest: Option<&'a IncomingAlert>,
+    copies: usize,
+    id: Uuid,
+    seen: &str,
+    now: &'a str,
+) -> rusqlite::Result<()> {
+    let n = &first.alert;
+    values.extend([
+        uuid(id),
+        uuid(first.tenant_id.0),
+        text(n.source.as_str()),
+        opt_text(n.source_id.as_deref()),
+        ToSqlOutput::Borrowed(ValueRef::Blob(fp)),
+        text(&n.title),
+        text(n.severity.as_str()),
+        opt_text(n.severity_original.as_deref()),
+        opt_text(n.rule_name.as_deref()),
+        opt_text(n.rule_id.as_deref()),
+        n.event_time
+            .map_or(ToSqlOutput::Owned(Value::Null), |t| owned(ts(t))),
+        n.source_ip
+            .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+        n.dest_ip
+            .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+        opt_text(n.hostname.as_deref()),
+        opt_text(n.username.as_deref()),
+        owned(json(n)?),
+        text(&first.raw),
+        opt_text(latest.map(|a| a.raw.as_str())),
+        int(copies as i64 - 1),
+        owned(seen.to_string()),
+        owned(seen.to_string()),
+        text(now),
+        text(now),
+        opt_text(n.description.as_deref()),
+        owned(json(&n.tags)?),
+    ]);
+    Ok(())
+}
+
+/// Multi-row inserts of each group's first alert (400 groups, 25 values each, per statement:
+/// under SQLite's 32,766), followed by `tail`; `each` gets every chunk, the id and first_seen
+/// offered to each of its groups, and the rows the statement returned (read by `read`).
+fn insert_first_copies<G: AsRef<[usize]>, R>(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    groups: &[G],
+    tail: &str,
+    read: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    mut each: impl FnMut(&[G], &[(Uuid, DateTime<Utc>)], Vec<R>) -> StoreResult<()>,
+) -> StoreResult<()> {
+    let now = bulwark_core::time::now();
+    let now_text = ts(now);
+    for chunk in groups.chunks(400) {
+        let mut ids: Vec<(Uuid, DateTime<Utc>)> = Vec::with_capacity(chunk.len());
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 25);
+        for g in chunk {
+            let g = g.as_ref();
+            let latest = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
+            let id = Uuid::now_v7();
+            // first_seen is the id's millisecond (see `alerts::window_ids`).
+            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
+            ids.push((id, seen));
+            push_alert_values(
+                &mut values,
+                &batch[g[0]],
+                &fps[g[0]],
+                latest,
+                g.len(),
+                id,
+                &ts(seen),
+                &now_text,
+            )?;
+        }
+        let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
+        sql.push_str(tail);
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params_from_iter(values.iter()), &read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        each(chunk, &ids, rows)?;
+    }
+    Ok(())
+}
+
 /// Alerts with a source id, folded per (tenant, source, source id) as on PostgreSQL: one
-/// multi-row upsert per 400 keys (25 values each, under SQLite's 32,766).
+/// multi-row upsert per 400 keys.
 fn write_keyed(
     conn: &rusqlite::Connection,
     batch: &[IncomingAlert],
@@ -227,75 +240,168 @@ fn write_keyed(
     seen_at: &mut [Option<DateTime<Utc>>],
 ) -> StoreResult<()> {
     let groups = fold_by_source_id(batch, keyed);
-    let now = bulwark_core::time::now();
-    let now_text = ts(now);
-    for chunk in groups.chunks(400) {
-        let mut ids: Vec<(Uuid, DateTime<Utc>)> = Vec::with_capacity(chunk.len());
-        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 25);
-        for g in chunk {
-            let first = &batch[g[0]];
-            let n = &first.alert;
-            let latest = g.last().map(|i| &batch[*i]).filter(|_| g.len() > 1);
-            let id = Uuid::now_v7();
-            // first_seen is the id's millisecond (see `alerts::window_ids`).
-            let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
-            ids.push((id, seen));
-            let seen = ts(seen);
-            values.extend([
-                uuid(id),
-                uuid(first.tenant_id.0),
-                text(n.source.as_str()),
-                opt_text(n.source_id.as_deref()),
-                ToSqlOutput::Borrowed(ValueRef::Blob(&fps[g[0]])),
-                text(&n.title),
-                text(n.severity.as_str()),
-                opt_text(n.severity_original.as_deref()),
-                opt_text(n.rule_name.as_deref()),
-                opt_text(n.rule_id.as_deref()),
-                n.event_time
-                    .map_or(ToSqlOutput::Owned(Value::Null), |t| owned(ts(t))),
-                n.source_ip
-                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
-                n.dest_ip
-                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
-                opt_text(n.hostname.as_deref()),
-                opt_text(n.username.as_deref()),
-                owned(json(n)?),
-                text(&first.raw),
-                opt_text(latest.map(|a| a.raw.as_str())),
-                int(g.len() as i64 - 1),
-                owned(seen.clone()),
-                owned(seen),
-                text(&now_text),
-                text(&now_text),
-                opt_text(n.description.as_deref()),
-                owned(json(&n.tags)?),
-            ]);
-        }
-        let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
-        sql.push_str(ALERT_UPSERT_TAIL);
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params_from_iter(values.iter()), |r| {
-                Ok(KeyedHit {
-                    id: r.get(0)?,
-                    tenant_id: r.get(1)?,
-                    source: r.get(2)?,
-                    source_id: r.get(3)?,
-                    duplicate_count: r.get(4)?,
-                    title: r.get(5)?,
-                    severity: r.get(6)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        keyed_outcomes(batch, chunk, &ids, rows, outcomes, seen_at)?;
-    }
-    Ok(())
+    insert_first_copies(
+        conn,
+        batch,
+        fps,
+        &groups,
+        ALERT_UPSERT_TAIL,
+        |r| {
+            Ok(KeyedHit {
+                id: r.get(0)?,
+                tenant_id: r.get(1)?,
+                source: r.get(2)?,
+                source_id: r.get(3)?,
+                duplicate_count: r.get(4)?,
+                title: r.get(5)?,
+                severity: r.get(6)?,
+            })
+        },
+        |chunk, ids, rows| keyed_outcomes(batch, chunk, ids, rows, outcomes, seen_at),
+    )
 }
 
-/// Stores the batch's alerts: those without a source id one by one ([`write_alert`]), the
-/// others by multi-row upserts ([`write_keyed`]). Returns their outcomes in batch order, with
-/// the first_seen of each alert stored new.
+/// The stored alert each group's fingerprint matches within the window (the newest), by
+/// group position: one read per 300 groups, each an index lookup on `alerts_fingerprint`.
+fn match_fingerprints(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    groups: &[Vec<usize>],
+    window: chrono::Duration,
+) -> StoreResult<HashMap<usize, Uuid>> {
+    let mut matched = HashMap::new();
+    for (c, chunk) in groups.chunks(300).enumerate() {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 4);
+        for (k, g) in chunk.iter().enumerate() {
+            let first = &batch[g[0]];
+            values.extend([
+                int((c * 300 + k) as i64),
+                uuid(first.tenant_id.0),
+                ToSqlOutput::Borrowed(ValueRef::Blob(&fps[g[0]])),
+                owned(ts(first.received_at - window)),
+            ]);
+        }
+        let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "WITH w (o, t, f, since) AS (VALUES {rows}) \
+             SELECT o, (SELECT a.id FROM alerts a WHERE a.tenant_id = w.t AND a.fingerprint = w.f \
+             AND a.source_id IS NULL AND a.last_seen >= w.since ORDER BY a.last_seen DESC LIMIT 1) \
+             FROM w"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let mut found = stmt.query(params_from_iter(values.iter()))?;
+        while let Some(r) = found.next()? {
+            let at: i64 = r.get(0)?;
+            if let Some(id) = r.get::<_, Option<Uuid>>(1)? {
+                let at = usize::try_from(at)
+                    .map_err(|_| crate::StoreError::Corrupt("bad group position".into()))?;
+                matched.insert(at, id);
+            }
+        }
+    }
+    Ok(matched)
+}
+
+/// Alerts without a source id, folded per (tenant, source, fingerprint) as on PostgreSQL: each
+/// group is matched to an alert stored within the window, or inserted. A few statements per
+/// batch, not two per alert: each single-row insert fired the search index's trigger in a
+/// statement of its own, and FTS5 writes its pending postings out at every statement's
+/// savepoint, so those inserts were ~55% of the writer's time on NDJSON batches
+/// (docs/benchmarks.md). The single writer makes the check-then-insert safe.
+fn write_by_fingerprint(
+    conn: &rusqlite::Connection,
+    batch: &[IncomingAlert],
+    fps: &[[u8; 32]],
+    unkeyed: &[usize],
+    window: chrono::Duration,
+    outcomes: &mut [Option<IngestOutcome>],
+    seen_at: &mut [Option<DateTime<Utc>>],
+) -> StoreResult<()> {
+    let groups = fold_by_fingerprint(batch, fps, unkeyed);
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let matched = match_fingerprints(conn, batch, fps, &groups, window)?;
+    // Matched: every copy is a duplicate; the last one is the latest payload.
+    let dups: Vec<(&Vec<usize>, Uuid)> = groups
+        .iter()
+        .enumerate()
+        .filter_map(|(k, g)| matched.get(&k).map(|id| (g, *id)))
+        .collect();
+    let now = ts(bulwark_core::time::now());
+    for chunk in dups.chunks(1000) {
+        let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 3 + 2);
+        for (g, id) in chunk {
+            let latest = g.last().map_or("", |i| batch[*i].raw.as_str());
+            values.extend([uuid(*id), int(g.len() as i64), text(latest)]);
+        }
+        values.extend([text(&now), text(&now)]);
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "WITH u (id, n, latest) AS (VALUES {rows}) \
+             UPDATE alerts SET duplicate_count = alerts.duplicate_count + u.n, last_seen = ?, \
+             latest_payload = u.latest, updated_at = ? FROM u WHERE alerts.id = u.id{RETURNING_HIT}"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let hits: HashMap<Uuid, Hit> = stmt
+            .query_map(params_from_iter(values.iter()), hit)?
+            .map(|h| h.map(|h| (h.id, h)))
+            .collect::<rusqlite::Result<_>>()?;
+        for (g, id) in chunk {
+            let h = hits.get(id).ok_or_else(|| {
+                crate::StoreError::Corrupt("update returned no row for an alert".into())
+            })?;
+            group_outcomes(
+                g,
+                false,
+                h.id,
+                h.duplicate_count,
+                &h.title,
+                &h.severity,
+                outcomes,
+            );
+        }
+    }
+    // Not matched: the first copy is stored, the others count as its duplicates.
+    let new: Vec<&Vec<usize>> = groups
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !matched.contains_key(k))
+        .map(|(_, g)| g)
+        .collect();
+    insert_first_copies(
+        conn,
+        batch,
+        fps,
+        &new,
+        RETURNING_HIT,
+        hit,
+        |chunk, ids, rows| {
+            let hits: HashMap<Uuid, Hit> = rows.into_iter().map(|h| (h.id, h)).collect();
+            for (g, (id, seen)) in chunk.iter().zip(ids) {
+                let h = hits.get(id).ok_or_else(|| {
+                    crate::StoreError::Corrupt("insert returned no row for an alert".into())
+                })?;
+                seen_at[g[0]] = Some(*seen);
+                group_outcomes(
+                    g,
+                    true,
+                    h.id,
+                    h.duplicate_count,
+                    &h.title,
+                    &h.severity,
+                    outcomes,
+                );
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Stores the batch's alerts: those without a source id by fingerprint
+/// ([`write_by_fingerprint`]), the others by multi-row upserts ([`write_keyed`]). Returns
+/// their outcomes in batch order, with the first_seen of each alert stored new.
 fn write_alerts(
     conn: &rusqlite::Connection,
     batch: &[IncomingAlert],
@@ -304,16 +410,17 @@ fn write_alerts(
 ) -> StoreResult<AlertsWritten> {
     let mut outcomes: Vec<Option<IngestOutcome>> = vec![None; batch.len()];
     let mut seen_at: Vec<Option<DateTime<Utc>>> = vec![None; batch.len()];
-    let mut keyed = Vec::with_capacity(batch.len());
-    for (i, (a, fp)) in batch.iter().zip(fps).enumerate() {
-        if a.alert.source_id.is_some() {
-            keyed.push(i);
-            continue;
-        }
-        let (o, seen) = write_alert(conn, a, fp, window)?;
-        outcomes[i] = Some(o);
-        seen_at[i] = seen;
-    }
+    let (unkeyed, keyed): (Vec<usize>, Vec<usize>) =
+        (0..batch.len()).partition(|i| batch[*i].alert.source_id.is_none());
+    write_by_fingerprint(
+        conn,
+        batch,
+        fps,
+        &unkeyed,
+        window,
+        &mut outcomes,
+        &mut seen_at,
+    )?;
     write_keyed(conn, batch, fps, &keyed, &mut outcomes, &mut seen_at)?;
     Ok((outcomes.into_iter().flatten().collect(), seen_at))
 }

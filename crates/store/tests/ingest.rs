@@ -291,6 +291,62 @@ async fn copies_without_a_source_id_inside_one_batch_fold_too() {
 }
 
 #[tokio::test]
+async fn large_batches_without_a_source_id_match_across_statement_chunks() {
+    // More groups than one statement of the matching read (300), the insert (400) or the
+    // update takes: every alert still finds its own stored copy, in batch order.
+    let db = fresh().await;
+    let s = &db.store;
+    let t = tenant(s, "acme").await;
+    let g = |i: u32| {
+        let mut a = incoming(
+            t,
+            Source::Generic,
+            json!({"title": "Beacon", "severity": "low", "hostname": format!("ws-{i}"), "source_ip": "203.0.113.81"}),
+        );
+        a.alert.source_id = None;
+        a
+    };
+    let first: Vec<IncomingAlert> = (0..900).map(g).collect();
+    let stored = s.ingest(&first, DAY).await.expect("ingest");
+    assert!(
+        stored
+            .iter()
+            .all(|o| !o.duplicate && o.duplicate_count == 0)
+    );
+    let ids: std::collections::HashSet<_> = stored.iter().map(|o| o.alert_id).collect();
+    assert_eq!(ids.len(), 900);
+    // The same 900 in reverse order, each twice, and 100 new ones between them.
+    let mut second = Vec::new();
+    for i in (0..900).rev() {
+        second.push(g(i));
+        second.push(g(i));
+        if i % 9 == 0 {
+            second.push(g(1000 + i));
+        }
+    }
+    let out = s.ingest(&second, DAY).await.expect("ingest");
+    let mut k = 0;
+    for i in (0..900u32).rev() {
+        let want = stored[i as usize].alert_id;
+        assert_eq!(out[k].alert_id, want, "copy of alert {i}");
+        assert_eq!((out[k].duplicate, out[k].duplicate_count), (true, 1));
+        assert_eq!(out[k + 1].alert_id, want);
+        assert_eq!(
+            (out[k + 1].duplicate, out[k + 1].duplicate_count),
+            (true, 2)
+        );
+        k += 2;
+        if i % 9 == 0 {
+            assert!(!out[k].duplicate, "alert {} is new", 1000 + i);
+            assert!(!ids.contains(&out[k].alert_id));
+            k += 1;
+        }
+    }
+    assert_eq!(k, out.len());
+    assert_eq!(s.alert_count(t).await.expect("count"), 1000);
+}
+
+#[tokio::test]
 async fn concurrent_batches_in_opposite_orders_do_not_deadlock() {
     let db = fresh().await;
     let s = Arc::clone(&db.store);
