@@ -70,6 +70,10 @@ impl<'t> Locked<'t> {
         // statement it prepared. Both crates link the same libsqlite3-sys, so the handle
         // means the same thing to both.
         let conn = unsafe { rusqlite::Connection::from_handle(raw.as_ptr()) }?;
+        // Statements are cached for the batch (dropped with `conn`): a batch of thousands of
+        // alerts runs the same full-size multi-row statement many times, and parsing one of
+        // 10,000 placeholders is not free.
+        conn.set_prepared_statement_cache_capacity(32);
         Ok(Self { conn, _lock: lock })
     }
 
@@ -220,7 +224,7 @@ fn insert_first_copies<G: AsRef<[usize]>, R>(
         }
         let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
         sql.push_str(tail);
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params_from_iter(values.iter()), &read)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -289,7 +293,7 @@ fn match_fingerprints(
              AND a.source_id IS NULL AND a.last_seen >= w.since ORDER BY a.last_seen DESC LIMIT 1) \
              FROM w"
         );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let mut found = stmt.query(params_from_iter(values.iter()))?;
         while let Some(r) = found.next()? {
             let at: i64 = r.get(0)?;
@@ -343,7 +347,7 @@ fn write_by_fingerprint(
              UPDATE alerts SET duplicate_count = alerts.duplicate_count + u.n, last_seen = ?, \
              latest_payload = u.latest, updated_at = ? FROM u WHERE alerts.id = u.id{RETURNING_HIT}"
         );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let hits: HashMap<Uuid, Hit> = stmt
             .query_map(params_from_iter(values.iter()), hit)?
             .map(|h| h.map(|h| (h.id, h)))
@@ -442,7 +446,8 @@ fn add_to_hourly(
         }
         let mut sql = multi_row(HOURLY_INSERT, chunk.len(), 9);
         sql.push_str(HOURLY_UPSERT_TAIL);
-        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(values))?;
     }
     for chunk in counts.per_tag_set.chunks(1000) {
         let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 10);
@@ -453,7 +458,8 @@ fn add_to_hourly(
         }
         let mut sql = multi_row(HOURLY_TAGS_INSERT, chunk.len(), 10);
         sql.push_str(HOURLY_TAGS_UPSERT_TAIL);
-        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(values))?;
     }
     Ok(())
 }
@@ -476,7 +482,7 @@ fn enriching_tenants(
          AND tenant_id IN ({})",
         placeholders(tenants.len())
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(tenants.iter().map(|t| t.0)), |r| {
         r.get::<_, Uuid>(0)
     })?;
@@ -541,7 +547,7 @@ fn upsert_observables(
             9,
         );
         sql.push_str(OBSERVABLE_UPSERT_TAIL);
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(values.iter()))?;
         while let Some(r) = rows.next()? {
             let id: Uuid = r.get(0)?;
@@ -565,7 +571,8 @@ fn link_observables(conn: &rusqlite::Connection, links: &[(Uuid, Uuid)]) -> Stor
         );
         sql.push_str(" ON CONFLICT DO NOTHING");
         let values = chunk.iter().flat_map(|(a, o)| [uuid(*a), uuid(*o)]);
-        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(values))?;
     }
     Ok(())
 }
@@ -605,7 +612,8 @@ fn append_audit_many(
             ]);
         }
         let sql = multi_row(AUDIT_LOG_INSERT, chunk.len(), 10);
-        conn.prepare(&sql)?.execute(params_from_iter(values))?;
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(values))?;
     }
     conn.prepare_cached(AUDIT_HEAD_WRITE)?.execute(params![
         to_i64(head.seq)?,
@@ -630,7 +638,7 @@ fn usable_keys(
             placeholders(chunk.len())
         );
         let values = std::iter::once(owned(now.clone())).chain(chunk.iter().map(|k| uuid(k.0)));
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(values), |r| r.get::<_, Uuid>(0))?;
         for id in rows {
             usable.insert(ApiKeyId(id?));
