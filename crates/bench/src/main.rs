@@ -203,6 +203,35 @@ impl Server {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// CPU time (user + system) of the server's threads named `name` so far, from
+    /// `/proc/<pid>/task/*/stat` (Linux; `None` elsewhere or when no thread has the name).
+    fn thread_cpu(&self, name: &str) -> Option<Duration> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let mut ticks: Option<u64> = None;
+        for task in tasks.flatten() {
+            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else {
+                continue;
+            };
+            if comm.trim() != name {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // After the command name in parentheses: state, then utime and stime are the
+            // 12th and 13th fields (14th and 15th of the line; proc(5)).
+            let fields: Vec<&str> = stat
+                .rsplit_once(") ")
+                .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+            let time = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            if let (Some(user), Some(system)) = (time(11), time(12)) {
+                ticks = Some(ticks.unwrap_or(0) + user + system);
+            }
+        }
+        // /proc counts in USER_HZ, 100 per second on Linux.
+        ticks.map(|t| Duration::from_millis(t * 10))
+    }
+
     fn stop(mut self) -> anyhow::Result<()> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -544,6 +573,10 @@ async fn ingest(
         .to_string();
 
     let healthz = noop_phase(&base, args.concurrency, duration).await;
+    // The one ingest writer's CPU time per phase: steadier than the rates on a shared machine
+    // (the writer is the bound; docs/benchmarks.md).
+    let writer = |server: &Server| server.thread_cpu("bulwark-ingest");
+    let writer_before_single = writer(&server);
     // 30% of requests repeat an earlier alert (same source id).
     let counter = Arc::new(AtomicU64::new(0));
     let single = {
@@ -567,6 +600,9 @@ async fn ingest(
         .await
     };
     let rss_single = server.rss_kib();
+    let writer_single = writer(&server)
+        .zip(writer_before_single)
+        .map(|(after, before)| after.saturating_sub(before));
     let fixed = if rate > 0 {
         let base = base.clone();
         let key = key.clone();
@@ -586,6 +622,7 @@ async fn ingest(
     } else {
         None
     };
+    let writer_before_batch = writer(&server);
     let batch_counter = Arc::new(AtomicU64::new(10_000_000));
     let batch = {
         let base = base.clone();
@@ -612,6 +649,9 @@ async fn ingest(
         .await
     };
     let rss_after = server.rss_kib();
+    let writer_batch = writer(&server)
+        .zip(writer_before_batch)
+        .map(|(after, before)| after.saturating_sub(before));
     // Fill: NDJSON x500 from 8 connections until `fill` alerts were sent (all new ids).
     let fill_report = if fill > 0 {
         let sent = Arc::new(AtomicU64::new(0));
@@ -701,6 +741,19 @@ async fn ingest(
     out.push_str(&format!(
         "\nSingle-alert ingestion runs at {:.0}% of the no-op rate. RSS after the single-alert phase {:.1} MB, after the batch phase {:.1} MB.\n",
         100.0 * single.rate / healthz.rate.max(1.0), mb(rss_single), mb(rss_after)
+    ));
+    let per_alert = |cpu: Option<Duration>, r: &LoadResult, per: f64| {
+        cpu.filter(|_| r.requests > 0).map_or("-".to_string(), |c| {
+            format!(
+                "{:.0} µs",
+                c.as_secs_f64() * 1e6 / (r.requests as f64 * per)
+            )
+        })
+    };
+    out.push_str(&format!(
+        "Ingest writer thread's CPU per alert answered: {} (single-alert phase), {} (NDJSON phase).\n",
+        per_alert(writer_single, &single, 1.0),
+        per_alert(writer_batch, &batch, 100.0)
     ));
     out.push_str(&fill_report);
     out.push_str(&format!(
