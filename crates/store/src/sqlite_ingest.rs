@@ -124,67 +124,15 @@ fn int(i: i64) -> Param<'static> {
     ToSqlOutput::Owned(Value::Integer(i))
 }
 
-/// `INSERT INTO {head} VALUES (?, ...), ...`: `rows` rows of `cols` placeholders.
-fn multi_row(head: &str, rows: usize, cols: usize) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    let mut sql = String::with_capacity(head.len() + 20 + rows * (row.len() + 2));
-    sql.push_str("INSERT INTO ");
-    sql.push_str(head);
-    sql.push_str(" VALUES ");
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&row);
-    }
-    sql
+/// `(?, ...), ...`: `rows` rows of `cols` placeholders, for a `VALUES` list.
+fn value_rows(rows: usize, cols: usize) -> String {
+    let row = format!("({})", placeholders(cols));
+    vec![row; rows].join(", ")
 }
 
-/// The `ALERT_INSERT_COLUMNS` values (25) of a group's first alert `first`: its duplicate
-/// count the group's other copies, its latest payload the last copy's (`latest`).
-#[allow(clippy::too_many_arguments)]
-fn push_alert_values<'a>(
-    values: &mut Vec<Param<'a>>,
-    first: &'a IncomingAlert,
-    fp: &'a [u8; 32],
-    latest: Option<&'a IncomingAlert>,
-    copies: usize,
-    id: Uuid,
-    seen: &str,
-    now: &'a str,
-) -> rusqlite::Result<()> {
-    let n = &first.alert;
-    values.extend([
-        uuid(id),
-        uuid(first.tenant_id.0),
-        text(n.source.as_str()),
-        opt_text(n.source_id.as_deref()),
-        ToSqlOutput::Borrowed(ValueRef::Blob(fp)),
-        text(&n.title),
-        text(n.severity.as_str()),
-        opt_text(n.severity_original.as_deref()),
-        opt_text(n.rule_name.as_deref()),
-        opt_text(n.rule_id.as_deref()),
-        n.event_time
-            .map_or(ToSqlOutput::Owned(Value::Null), |t| owned(ts(t))),
-        n.source_ip
-            .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
-        n.dest_ip
-            .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
-        opt_text(n.hostname.as_deref()),
-        opt_text(n.username.as_deref()),
-        owned(json(n)?),
-        text(&first.raw),
-        opt_text(latest.map(|a| a.raw.as_str())),
-        int(copies as i64 - 1),
-        owned(seen.to_string()),
-        owned(seen.to_string()),
-        text(now),
-        text(now),
-        opt_text(n.description.as_deref()),
-        owned(json(&n.tags)?),
-    ]);
-    Ok(())
+/// `INSERT INTO {head} VALUES (?, ...), ...`: `rows` rows of `cols` placeholders.
+fn multi_row(head: &str, rows: usize, cols: usize) -> String {
+    format!("INSERT INTO {head} VALUES {}", value_rows(rows, cols))
 }
 
 /// Multi-row inserts of each group's first alert (400 groups, 25 values each, per statement:
@@ -211,16 +159,39 @@ fn insert_first_copies<G: AsRef<[usize]>, R>(
             // first_seen is the id's millisecond (see `alerts::window_ids`).
             let seen = bulwark_core::ids::v7_time(id).unwrap_or(now);
             ids.push((id, seen));
-            push_alert_values(
-                &mut values,
-                &batch[g[0]],
-                &fps[g[0]],
-                latest,
-                g.len(),
-                id,
-                &ts(seen),
-                &now_text,
-            )?;
+            let seen = ts(seen);
+            let first = &batch[g[0]];
+            let n = &first.alert;
+            values.extend([
+                uuid(id),
+                uuid(first.tenant_id.0),
+                text(n.source.as_str()),
+                opt_text(n.source_id.as_deref()),
+                ToSqlOutput::Borrowed(ValueRef::Blob(&fps[g[0]])),
+                text(&n.title),
+                text(n.severity.as_str()),
+                opt_text(n.severity_original.as_deref()),
+                opt_text(n.rule_name.as_deref()),
+                opt_text(n.rule_id.as_deref()),
+                n.event_time
+                    .map_or(ToSqlOutput::Owned(Value::Null), |t| owned(ts(t))),
+                n.source_ip
+                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+                n.dest_ip
+                    .map_or(ToSqlOutput::Owned(Value::Null), |i| owned(i.to_string())),
+                opt_text(n.hostname.as_deref()),
+                opt_text(n.username.as_deref()),
+                owned(json(n)?),
+                text(&first.raw),
+                opt_text(latest.map(|a| a.raw.as_str())),
+                int(g.len() as i64 - 1),
+                owned(seen.clone()),
+                owned(seen),
+                text(&now_text),
+                text(&now_text),
+                opt_text(n.description.as_deref()),
+                owned(json(&n.tags)?),
+            ]);
         }
         let mut sql = multi_row(&format!("alerts ({ALERT_INSERT_COLUMNS})"), chunk.len(), 25);
         sql.push_str(tail);
@@ -265,8 +236,11 @@ fn write_keyed(
     )
 }
 
+/// Groups per matching read (4 values each).
+const MATCH_CHUNK: usize = 300;
+
 /// The stored alert each group's fingerprint matches within the window (the newest), by
-/// group position: one read per 300 groups, each an index lookup on `alerts_fingerprint`.
+/// group position: one read per [`MATCH_CHUNK`] groups, each an index lookup on `alerts_fingerprint`.
 fn match_fingerprints(
     conn: &rusqlite::Connection,
     batch: &[IncomingAlert],
@@ -275,18 +249,18 @@ fn match_fingerprints(
     window: chrono::Duration,
 ) -> StoreResult<HashMap<usize, Uuid>> {
     let mut matched = HashMap::new();
-    for (c, chunk) in groups.chunks(300).enumerate() {
+    for (c, chunk) in groups.chunks(MATCH_CHUNK).enumerate() {
         let mut values: Vec<Param<'_>> = Vec::with_capacity(chunk.len() * 4);
         for (k, g) in chunk.iter().enumerate() {
             let first = &batch[g[0]];
             values.extend([
-                int((c * 300 + k) as i64),
+                int((c * MATCH_CHUNK + k) as i64),
                 uuid(first.tenant_id.0),
                 ToSqlOutput::Borrowed(ValueRef::Blob(&fps[g[0]])),
                 owned(ts(first.received_at - window)),
             ]);
         }
-        let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let rows = value_rows(chunk.len(), 4);
         let sql = format!(
             "WITH w (o, t, f, since) AS (VALUES {rows}) \
              SELECT o, (SELECT a.id FROM alerts a WHERE a.tenant_id = w.t AND a.fingerprint = w.f \
@@ -341,7 +315,7 @@ fn write_by_fingerprint(
             values.extend([uuid(*id), int(g.len() as i64), text(latest)]);
         }
         values.extend([text(&now), text(&now)]);
-        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let rows = value_rows(chunk.len(), 3);
         let sql = format!(
             "WITH u (id, n, latest) AS (VALUES {rows}) \
              UPDATE alerts SET duplicate_count = alerts.duplicate_count + u.n, last_seen = ?, \
